@@ -1,0 +1,173 @@
+"""Reads and writes of the archive, each an explicit function over a session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.models import Article, CrawlRun, SourceRow
+from db.types import utcnow
+
+
+class ArticleLike(Protocol):
+    """The normalized fields the store needs (an ArticleItem after normalize)."""
+
+    url: str
+    final_url: str
+    page_canonical_url: str | None
+    feed_guid: str | None
+    title: str
+    author: str | None
+    summary: str | None
+    published_at: datetime | None
+    date_origin: str | None
+    language: str | None
+    text: str
+    fetched_at: datetime
+
+
+class StoreOutcome(StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+def ensure_source(session: Session, name: str, kind: str, enabled: bool = True) -> SourceRow:
+    """The source's row, created or brought in line with the sources file."""
+    row = session.scalar(select(SourceRow).where(SourceRow.name == name))
+    if row is None:
+        row = SourceRow(name=name, kind=kind, enabled=enabled)
+        session.add(row)
+        session.flush()
+    else:
+        row.kind, row.enabled = kind, enabled
+    return row
+
+
+def start_run(session: Session, source_id: int) -> CrawlRun:
+    run = CrawlRun(
+        source_id=source_id,
+        outcome="running",
+        pages=0,
+        articles_new=0,
+        articles_updated=0,
+        articles_unchanged=0,
+        errors=0,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def _apply(article: Article, item: ArticleLike, content_hash: str) -> None:
+    article.final_url = item.final_url
+    article.page_canonical_url = item.page_canonical_url
+    article.feed_guid = item.feed_guid or article.feed_guid
+    article.title = item.title
+    article.author = item.author
+    article.summary = item.summary
+    article.published_at = item.published_at
+    article.date_origin = item.date_origin
+    article.language = item.language
+    article.text = item.text
+    article.content_hash = content_hash
+
+
+def upsert_article(
+    session: Session,
+    source_id: int,
+    canonical_url: str,
+    content_hash: str,
+    item: ArticleLike,
+) -> tuple[Article, StoreOutcome]:
+    """Insert the article, or update the row at its canonical URL.
+
+    Idempotent: the same item stored twice leaves one row whose ``last_seen_at``
+    moved. A concurrent writer that inserted the same URL first is handled by
+    retrying as an update, so two crawls of one source never double a row.
+    """
+    existing = session.scalar(select(Article).where(Article.canonical_url == canonical_url))
+    if existing is None:
+        article = Article(
+            source_id=source_id,
+            url=item.url,
+            canonical_url=canonical_url,
+            first_seen_at=item.fetched_at,
+            last_seen_at=item.fetched_at,
+        )
+        _apply(article, item, content_hash)
+        try:
+            with session.begin_nested():
+                session.add(article)
+            return article, StoreOutcome.NEW
+        except IntegrityError:
+            existing = session.scalar(select(Article).where(Article.canonical_url == canonical_url))
+            if existing is None:
+                raise
+    existing.last_seen_at = max(existing.last_seen_at, item.fetched_at)
+    if existing.content_hash == content_hash and existing.title == item.title:
+        return existing, StoreOutcome.UNCHANGED
+    _apply(existing, item, content_hash)
+    existing.updated_at = item.fetched_at
+    return existing, StoreOutcome.UPDATED
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    pages: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: int = 0
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    *,
+    outcome: str,
+    finish_reason: str | None,
+    counts: RunCounts,
+    error_text: str | None,
+) -> None:
+    run = session.get_one(CrawlRun, run_id)
+    run.finished_at = utcnow()
+    run.outcome = outcome
+    run.finish_reason = finish_reason
+    run.pages = counts.pages
+    run.articles_new = counts.new
+    run.articles_updated = counts.updated
+    run.articles_unchanged = counts.unchanged
+    run.errors = counts.errors
+    run.error_text = error_text
+
+
+def last_runs(session: Session) -> dict[str, CrawlRun]:
+    """The newest crawl run of every source, by source name."""
+    newest = (
+        select(CrawlRun.source_id, func.max(CrawlRun.id).label("run_id"))
+        .group_by(CrawlRun.source_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(SourceRow.name, CrawlRun)
+        .join(newest, newest.c.run_id == CrawlRun.id)
+        .join(SourceRow, SourceRow.id == CrawlRun.source_id)
+    )
+    return {name: run for name, run in rows.tuples()}
+
+
+def runs_by_id(session: Session, run_ids: list[int]) -> list[tuple[str, CrawlRun]]:
+    rows = session.execute(
+        select(SourceRow.name, CrawlRun)
+        .join(SourceRow, SourceRow.id == CrawlRun.source_id)
+        .where(CrawlRun.id.in_(run_ids))
+        .order_by(CrawlRun.id)
+    )
+    return list(rows.tuples())

@@ -1,0 +1,3 @@
+from deportwatch.cli import main
+
+main()

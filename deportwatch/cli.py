@@ -1,0 +1,227 @@
+"""The ``deportwatch`` command: a thin layer over the library functions."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
+
+from db.engine import describe_url, make_engine, make_sessionmaker
+from db.migrate import current_revision, upgrade
+from db.repository import last_runs
+from deportwatch.crawl import RunSummary, run_crawl
+from deportwatch.errors import DeportwatchError, UsageError
+from deportwatch.settings import Settings, load_settings
+from deportwatch.sources import Source, load_sources
+
+app = typer.Typer(
+    name="deportwatch",
+    help="Watch Ukrainian sources, archive what they publish, flag deportation reports.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Known errors become one line on stderr and their exit code, never a traceback."""
+    try:
+        yield
+    except DeportwatchError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        err.print(f"[red]error:[/] database: {reason}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@app.command()
+def init() -> None:
+    """Create the archive's schema, or upgrade it to the newest version.
+
+    Example: DEPORTWATCH_DATABASE_URL=postgresql://postgres@db/deportwatch deportwatch init
+    """
+    with reported_errors():
+        settings = _settings()
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        revision = current_revision(engine)
+        engine.dispose()
+        out.print(f"Archive ready: {describe_url(settings.database_url)} (schema {revision})")
+
+
+def _select_sources(settings: Settings, names: list[str], crawl_all: bool) -> list[Source]:
+    config = load_sources(settings.sources)
+    if crawl_all and names:
+        raise UsageError("give source names or --all, not both")
+    if crawl_all:
+        if not config.enabled:
+            raise UsageError(f"{settings.sources}: no enabled source")
+        return list(config.enabled)
+    if not names:
+        raise UsageError("name the sources to crawl, or use --all")
+    known = ", ".join(s.name for s in config.sources)
+    selected = []
+    for name in dict.fromkeys(names):
+        source = config.get(name)
+        if source is None:
+            raise UsageError(f"unknown source '{name}' (known: {known})")
+        selected.append(source)
+    return selected
+
+
+@app.command()
+def crawl(
+    names: Annotated[list[str] | None, typer.Argument(help="Sources to crawl.")] = None,
+    crawl_all: Annotated[bool, typer.Option("--all", help="Every enabled source.")] = False,
+    replay: Annotated[
+        Path | None,
+        typer.Option(help="Answer requests from a snapshot directory DIR/<host>/<path>."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every page.")] = False,
+) -> None:
+    """Crawl sources once into the archive, then print a summary per source.
+
+    Exits 1 only when every source failed.
+
+    Examples: deportwatch crawl --all · deportwatch crawl kyiv-independent nv-en ·
+    deportwatch crawl --all --replay tests/fixtures/web
+    """
+    with reported_errors():
+        settings = _settings()
+        sources = _select_sources(settings, names or [], crawl_all)
+        if replay is not None and not replay.is_dir():
+            raise UsageError(f"--replay {replay}: no such directory")
+        summaries = run_crawl(settings, sources, err, replay_dir=replay, verbose=verbose)
+
+    _print_summary(summaries)
+    if summaries and all(s.outcome == "failed" for s in summaries):
+        raise typer.Exit(1)
+
+
+def _print_summary(summaries: list[RunSummary]) -> None:
+    table = Table(title="Crawl summary")
+    table.add_column("source", no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    for column in ("pages", "new", "updated", "unchanged", "errors"):
+        table.add_column(column, justify="right")
+    colours = {"ok": "green", "partial": "yellow", "failed": "red", "interrupted": "red"}
+    for s in summaries:
+        table.add_row(
+            s.source,
+            f"[{colours.get(s.outcome, 'white')}]{s.outcome}[/]",
+            *(str(n) for n in (s.pages, s.new, s.updated, s.unchanged, s.errors)),
+        )
+    out.print(table)
+    for s in summaries:
+        lines = (s.error_text or "").splitlines()
+        for line in lines[:3]:
+            out.print(f"[bold]{s.source}[/]: {line}", highlight=False, soft_wrap=True)
+        if len(lines) > 3:
+            out.print(f"[bold]{s.source}[/]: … {len(lines) - 3} more (see the crawl log)")
+
+
+@app.command("sources")
+def list_sources(
+    output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
+        ListFormat.table
+    ),
+) -> None:
+    """List the configured sources with their last crawl's outcome.
+
+    Example: deportwatch sources --format json
+    """
+    with reported_errors():
+        settings = _settings()
+        config = load_sources(settings.sources)
+        runs = _last_runs_if_any(settings)
+    rows = []
+    for source in config.sources:
+        run = runs.get(source.name)
+        rows.append(
+            {
+                "name": source.name,
+                "kind": source.kind,
+                "languages": list(source.languages),
+                "schedule": source.schedule.describe() if source.schedule else None,
+                "enabled": source.enabled,
+                "start_urls": list(source.start_urls),
+                "last_crawl": run[0] if run else None,
+                "last_outcome": run[1] if run else None,
+            }
+        )
+    if output is ListFormat.json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table(title=f"Sources ({settings.sources})")
+    for column in ("name", "kind", "languages", "schedule", "enabled", "last crawl", "outcome"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["name"]),
+            str(row["kind"]),
+            ", ".join(row["languages"]),  # type: ignore[arg-type]
+            str(row["schedule"] or "—"),
+            "yes" if row["enabled"] else "no",
+            str(row["last_crawl"] or "never")[:16].replace("T", " "),
+            str(row["last_outcome"] or "—"),
+        )
+    out.print(table)
+
+
+def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Last runs from the archive; an archive that does not exist yet is not created."""
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return {}
+    engine = make_engine(url)
+    try:
+        if not inspect(engine).has_table("crawl_runs"):
+            return {}
+        with make_sessionmaker(engine)() as session:
+            return {
+                name: (run.started_at.isoformat(), run.outcome)
+                for name, run in last_runs(session).items()
+            }
+    except SQLAlchemyError:
+        return {}
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    """Console entry point: an unexpected error is one line too.
+
+    DEPORTWATCH_DEBUG=1 lets the traceback through, for bug reports.
+    """
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("DEPORTWATCH_DEBUG"):
+            raise
+        err.print(f"error: unexpected {type(exc).__name__}: {exc}", highlight=False, markup=False)
+        sys.exit(1)

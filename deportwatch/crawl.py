@@ -1,0 +1,165 @@
+"""A one-off crawl: one Scrapy process, one crawler per source, results in the archive.
+
+This is the only module that turns deportwatch settings into Scrapy settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from scrapy import signals
+from scrapy.crawler import Crawler, CrawlerProcess
+
+from db.engine import make_engine, make_sessionmaker
+from db.migrate import upgrade
+from db.repository import ensure_source, runs_by_id, start_run
+from deportwatch.logs import setup_crawl_logging
+from deportwatch.settings import Settings
+from deportwatch.sources import Source
+from spiders import SPIDERS_BY_KIND
+from spiders.base import SourceSpider
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    source: str
+    outcome: str
+    pages: int
+    new: int
+    updated: int
+    unchanged: int
+    errors: int
+    error_text: str | None
+
+
+def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, Any]:
+    """A polite monitor: robots.txt, AutoThrottle, bounded sizes, retries with backoff."""
+    middlewares: dict[str, int | None] = {
+        "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+        "deportwatch.retry.BackoffRetryMiddleware": 550,
+    }
+    if replay_dir is not None:
+        # After robots.txt, offsite and retry, in place of the network.
+        middlewares["deportwatch.replay.ReplayMiddleware"] = 950
+    return {
+        "BOT_NAME": "deportwatch",
+        "USER_AGENT": settings.user_agent,
+        "ROBOTSTXT_OBEY": settings.obey_robots,
+        "AUTOTHROTTLE_ENABLED": True,
+        "AUTOTHROTTLE_START_DELAY": settings.download_delay,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": 1.0,
+        "DOWNLOAD_DELAY": settings.download_delay,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": settings.concurrent_requests_per_domain,
+        "DOWNLOAD_TIMEOUT": settings.download_timeout,
+        "DNS_TIMEOUT": min(settings.download_timeout, 20),
+        "DOWNLOAD_MAXSIZE": settings.max_response_bytes,
+        "DOWNLOAD_WARNSIZE": settings.max_response_bytes // 2,
+        "RETRY_TIMES": settings.retry_times,
+        "RETRY_GIVE_UP_LOG_LEVEL": "WARNING",
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "LOG_LEVEL": "INFO",
+        "LOG_INSTALL_ROOT_HANDLER": False,  # deportwatch.logs routes the records
+        "DOWNLOADER_MIDDLEWARES": middlewares,
+        "ITEM_PIPELINES": {
+            "pipeline.normalize.NormalizePipeline": 100,
+            "pipeline.store.StorePipeline": 900,
+        },
+        "EXTENSIONS": {"deportwatch.runs.CrawlRunRecorder": 0},
+        "DEPORTWATCH_DATABASE_URL": settings.database_url,
+        "DEPORTWATCH_REPLAY_DIR": str(replay_dir) if replay_dir else None,
+    }
+
+
+def _register_runs(settings: Settings, sources: list[Source]) -> dict[str, int]:
+    """Make the schema current and open one ``crawl_runs`` row per source."""
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        with make_sessionmaker(engine).begin() as session:
+            run_ids = {}
+            for source in sources:
+                row = ensure_source(session, source.name, source.kind, source.enabled)
+                run_ids[source.name] = start_run(session, row.id).id
+        return run_ids
+    finally:
+        engine.dispose()
+
+
+def _read_summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return [
+                RunSummary(
+                    name,
+                    run.outcome,
+                    run.pages,
+                    run.articles_new,
+                    run.articles_updated,
+                    run.articles_unchanged,
+                    run.errors,
+                    run.error_text,
+                )
+                for name, run in runs_by_id(session, run_ids)
+            ]
+    finally:
+        engine.dispose()
+
+
+def _track(progress: Progress, crawler: Crawler, source: str) -> None:
+    """Show a source's pages, items and errors live as its crawl proceeds."""
+    task = progress.add_task(source, total=None, pages=0, items=0, errors=0)
+
+    def refresh(**_: Any) -> None:
+        spider = crawler.spider
+        stats = crawler.stats
+        assert stats is not None
+        progress.update(
+            task,
+            pages=stats.get_value("response_received_count", 0),
+            items=stats.get_value("item_scraped_count", 0),
+            errors=spider.error_count if isinstance(spider, SourceSpider) else 0,
+        )
+
+    def closed(**_: Any) -> None:
+        refresh()
+        progress.update(task, total=1, completed=1)
+
+    # weak=False: the closures would otherwise be collected at once.
+    crawler.signals.connect(refresh, signal=signals.response_received, weak=False)
+    crawler.signals.connect(refresh, signal=signals.item_scraped, weak=False)
+    crawler.signals.connect(closed, signal=signals.spider_closed, weak=False)
+
+
+def run_crawl(
+    settings: Settings,
+    sources: list[Source],
+    console: Console,
+    replay_dir: Path | None = None,
+    verbose: bool = False,
+) -> list[RunSummary]:
+    """Crawl ``sources`` concurrently, once, and return each run's summary."""
+    run_ids = _register_runs(settings, sources)
+    setup_crawl_logging(console, settings.log_dir, verbose)
+    process = CrawlerProcess(scrapy_settings(settings, replay_dir))
+    progress = Progress(
+        SpinnerColumn(finished_text="✓"),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("pages {task.fields[pages]} · items {task.fields[items]}"),
+        TextColumn("· errors {task.fields[errors]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        for source in sources:
+            crawler = process.create_crawler(SPIDERS_BY_KIND[source.kind])
+            _track(progress, crawler, source.name)
+            process.crawl(crawler, source=source, run_id=run_ids[source.name])
+        process.start()
+    return _read_summaries(settings, list(run_ids.values()))

@@ -1,0 +1,58 @@
+"""Logging for a crawl: full detail to a file, one line per problem on the terminal."""
+
+from __future__ import annotations
+
+import logging
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+
+class OneLineFormatter(logging.Formatter):
+    """The message and, for an exception, its type and text — never a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage().splitlines()[0] if record.getMessage() else ""
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            message = f"{message} ({type(exc).__name__}: {exc})"
+        return message
+
+
+def setup_crawl_logging(console: Console, log_dir: Path, verbose: bool) -> Path | None:
+    """Route every log record; returns the log file's path (None if it cannot be written)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+    terminal = RichHandler(console=console, show_path=False, markup=False, show_time=False)
+    terminal.setLevel(logging.INFO if verbose else logging.WARNING)
+    terminal.setFormatter(OneLineFormatter())
+    # Scrapy reports a callback's exception with a traceback; the run recorder
+    # already shows it as one line, so the terminal skips Scrapy's version.
+    terminal.addFilter(lambda record: record.name != "scrapy.core.scraper")
+    root.addHandler(terminal)
+
+    log_file = log_dir / "crawl.log"
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = RotatingFileHandler(
+            log_file, maxBytes=5 * 1024 * 1024, backupCount=3, encoding="utf-8"
+        )
+    except OSError:
+        return None
+    else:
+        file_handler.setLevel(logging.INFO)
+        file_handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s")
+        )
+        root.addHandler(file_handler)
+    # Per-request chatter stays out of the terminal and the file alike.
+    for noisy in ("scrapy.core.engine", "scrapy.middleware", "scrapy.extensions.logstats"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in ("trafilatura", "htmldate", "charset_normalizer", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    return log_file

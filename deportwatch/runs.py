@@ -1,0 +1,80 @@
+"""Writes each crawl's outcome into ``crawl_runs`` when its spider closes."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from scrapy import Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from db.engine import make_engine, make_sessionmaker
+from db.repository import RunCounts, finish_run
+from pipeline.store import STAT_PREFIX
+from spiders.base import SourceSpider
+
+
+def run_outcome(reason: str, spider: SourceSpider) -> str:
+    """ok, partial (some errors), failed (no start URL could be read) or interrupted."""
+    if reason in ("shutdown", "cancelled"):
+        return "interrupted"
+    if spider.start_failures >= len(spider.source.start_urls):
+        return "failed"
+    return "partial" if spider.error_count else "ok"
+
+
+class CrawlRunRecorder:
+    """Scrapy extension: errors raised anywhere in the crawl count against the run,
+    and the run's row is completed with counts from the crawl's stats."""
+
+    def __init__(self, crawler: Crawler, database_url: str) -> None:
+        self.crawler = crawler
+        self.engine = make_engine(database_url)
+        self.sessions = make_sessionmaker(self.engine)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        recorder = cls(crawler, crawler.settings["DEPORTWATCH_DATABASE_URL"])
+        crawler.signals.connect(recorder.spider_error, signal=signals.spider_error)
+        crawler.signals.connect(recorder.item_error, signal=signals.item_error)
+        crawler.signals.connect(recorder.spider_closed, signal=signals.spider_closed)
+        return recorder
+
+    def spider_error(self, failure: Failure, response: Response, spider: Spider) -> None:
+        if isinstance(spider, SourceSpider):
+            exc = failure.value
+            spider.record_error(response.url, f"parse error: {type(exc).__name__}: {exc}")
+
+    def item_error(self, item: Any, response: Response | None, spider: Spider, failure: Failure):  # type: ignore[no-untyped-def]
+        if isinstance(spider, SourceSpider):
+            exc = failure.value
+            where = response.url if response is not None else getattr(item, "url", "?")
+            spider.record_error(where, f"not stored: {type(exc).__name__}: {exc}")
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        if not isinstance(spider, SourceSpider) or spider.run_id is None:
+            return
+        stats = self.crawler.stats
+        assert stats is not None
+
+        def stat(key: str) -> int:
+            return int(stats.get_value(key, 0) or 0)
+
+        counts = RunCounts(
+            pages=stat("response_received_count"),
+            new=stat(f"{STAT_PREFIX}/new"),
+            updated=stat(f"{STAT_PREFIX}/updated"),
+            unchanged=stat(f"{STAT_PREFIX}/unchanged"),
+            errors=spider.error_count,
+        )
+        with self.sessions.begin() as session:
+            finish_run(
+                session,
+                spider.run_id,
+                outcome=run_outcome(reason, spider),
+                finish_reason=reason,
+                counts=counts,
+                error_text="\n".join(spider.error_lines) or None,
+            )
+        self.engine.dispose()

@@ -1,0 +1,47 @@
+"""Runtime settings: one pydantic-settings object, built once and passed down explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from deportwatch.errors import ConfigError
+
+DEFAULT_USER_AGENT = (
+    "deportwatch/0.1 (+https://github.com/deportwatch/deportwatch; "
+    "archive of reports on deported Ukrainians)"
+)
+
+
+class Settings(BaseSettings):
+    """Every knob of a deployment, read from DEPORTWATCH_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="DEPORTWATCH_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///data/archive.db",
+        description="SQLAlchemy URL of the archive (SQLite file by default).",
+    )
+    sources: Path = Field(default=Path("sources.toml"), description="The sources file.")
+    log_dir: Path = Field(default=Path("data/logs"), description="Where crawl logs are kept.")
+    user_agent: str = Field(default=DEFAULT_USER_AGENT, description="User-Agent of every request.")
+    obey_robots: bool = True
+    download_timeout: float = Field(default=30.0, gt=0)
+    download_delay: float = Field(default=1.0, ge=0, description="Seconds between requests.")
+    concurrent_requests_per_domain: int = Field(default=2, ge=1, le=16)
+    max_response_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    retry_times: int = Field(default=3, ge=0, le=10)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning a bad environment value into a ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(
+            f"setting DEPORTWATCH_{field.upper()}: {err['msg']} (got {err.get('input')!r})"
+        ) from None

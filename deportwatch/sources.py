@@ -1,0 +1,198 @@
+"""The sources file: which sites to watch, as data validated when it is loaded.
+
+A source is data, a kind is code: adding an outlet that has a feed is an entry
+in ``sources.toml``; only a new *kind* of source needs a new spider class.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from deportwatch.errors import ConfigError
+
+SourceKind = Literal["feed"]
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+_INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    return url
+
+
+HttpUrl = Annotated[str, AfterValidator(_check_url)]
+
+
+class Schedule(BaseModel):
+    """How often a source is crawled: a fixed interval or a crontab line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    every: str | None = Field(default=None, description='Interval such as "30m", "2h", "1d".')
+    cron: str | None = Field(default=None, description='Crontab line such as "*/30 * * * *".')
+
+    @field_validator("every")
+    @classmethod
+    def _valid_interval(cls, value: str | None) -> str | None:
+        if value is not None and not _INTERVAL.match(value):
+            raise ValueError(f'{value!r} is not an interval like "45s", "30m", "2h" or "1d"')
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a crontab line: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Schedule:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError('give exactly one of "every" or "cron"')
+        return self
+
+    @property
+    def interval(self) -> timedelta | None:
+        if self.every is None:
+            return None
+        match = _INTERVAL.match(self.every)
+        assert match is not None  # guaranteed by the validator
+        return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+    def describe(self) -> str:
+        return f"every {self.every}" if self.every else f"cron {self.cron}"
+
+
+class Selectors(BaseModel):
+    """Per-source CSS selectors; each one, when it matches, overrides generic extraction."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str | None = None
+    body: str | None = Field(default=None, description="Elements whose text is the body.")
+    date: str | None = None
+    author: str | None = None
+    drop: tuple[str, ...] = Field(default=(), description="Elements removed before extraction.")
+    drop_paragraphs: tuple[str, ...] = Field(
+        default=(), description="Body paragraphs dropped when their whole text is one of these."
+    )
+
+
+class Source(BaseModel):
+    """One watched source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=64)
+    kind: SourceKind
+    start_urls: tuple[HttpUrl, ...] = Field(min_length=1)
+    languages: tuple[Literal["uk", "ru", "en"], ...] = Field(min_length=1)
+    title: str | None = Field(default=None, description="Human-readable name of the outlet.")
+    schedule: Schedule | None = None
+    enabled: bool = True
+    allowed_domains: tuple[str, ...] = Field(
+        default=(), description="Hosts the crawl may fetch; default: the start URLs' hosts."
+    )
+    selectors: Selectors = Selectors()
+    max_items: int = Field(default=200, ge=1, description="Most feed entries followed per crawl.")
+    notes: str | None = None
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """The hosts this source may fetch from (with and without ``www.``)."""
+        hosts = list(self.allowed_domains) or [
+            urlsplit(url).hostname or "" for url in self.start_urls
+        ]
+        out: list[str] = []
+        for host in hosts:
+            bare = host.lower().removeprefix("www.")
+            if bare and bare not in out:
+                out.append(bare)
+        return tuple(out)
+
+
+class SourcesFile(BaseModel):
+    """The whole sources file."""
+
+    sources: tuple[Source, ...]
+
+    def get(self, name: str) -> Source | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+    @property
+    def enabled(self) -> tuple[Source, ...]:
+        return tuple(s for s in self.sources if s.enabled)
+
+
+def _describe_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "(entry)"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "literal_error":
+        message = f"{message}, got {err.get('input')!r}"
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    return f"field '{field}': {message}"
+
+
+def parse_sources(data: dict[str, Any], origin: str) -> SourcesFile:
+    """Validate the parsed TOML; errors name the file, the source and the field."""
+    unknown = sorted(set(data) - {"source"})
+    if unknown:
+        raise ConfigError(f"{origin}: unknown top-level key '{unknown[0]}' (expected [[source]])")
+    entries = data.get("source", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"{origin}: 'source' must be an array of tables ([[source]])")
+    sources: list[Source] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries, start=1):
+        label = f"source '{entry['name']}'" if isinstance(entry.get("name"), str) else ""
+        label = label or f"source #{index}"
+        try:
+            source = Source.model_validate(entry)
+        except ValidationError as exc:
+            raise ConfigError(f"{origin}: {label}: {_describe_error(exc)}") from None
+        if source.name in seen:
+            raise ConfigError(f"{origin}: {label}: field 'name': duplicate source name")
+        seen.add(source.name)
+        sources.append(source)
+    return SourcesFile(sources=tuple(sources))
+
+
+def load_sources(path: Path) -> SourcesFile:
+    """Read and validate a sources file, or raise a one-line ConfigError."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: sources file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read sources file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse_sources(data, str(path))

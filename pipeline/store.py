@@ -1,0 +1,67 @@
+"""Pipeline stage last — store: one idempotent upsert per article, in its own transaction."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from scrapy.crawler import Crawler
+from scrapy.statscollectors import StatsCollector
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.engine import make_engine, make_sessionmaker
+from db.models import SourceRow
+from db.repository import upsert_article
+from spiders.items import ArticleItem
+
+STAT_PREFIX = "deportwatch/articles"
+
+
+class StorePipeline:
+    """Writes each normalized article to the archive.
+
+    Crawling the same site twice creates no new rows: the article at a known
+    canonical URL is updated (text changed) or only marked seen (unchanged).
+    Outcomes are counted in the crawl stats, which the run recorder copies
+    into ``crawl_runs``.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], stats: StatsCollector | None = None):
+        self.sessions = sessions
+        self.stats = stats
+        self._source_ids: dict[str, int] = {}
+        self._engine: Engine | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        engine = make_engine(crawler.settings["DEPORTWATCH_DATABASE_URL"])
+        pipeline = cls(make_sessionmaker(engine), crawler.stats)
+        pipeline._engine = engine
+        return pipeline
+
+    def close_spider(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def _source_id(self, session: Session, name: str) -> int:
+        if name not in self._source_ids:
+            source_id = session.scalar(select(SourceRow.id).where(SourceRow.name == name))
+            if source_id is None:
+                raise LookupError(f"source {name!r} is not registered in the archive")
+            self._source_ids[name] = source_id
+        return self._source_ids[name]
+
+    def process_item(self, item: ArticleItem) -> ArticleItem:
+        if item.canonical_url is None or item.content_hash is None:
+            raise ValueError("store stage reached before normalize")
+        with self.sessions.begin() as session:
+            _, outcome = upsert_article(
+                session,
+                self._source_id(session, item.source),
+                item.canonical_url,
+                item.content_hash,
+                item,
+            )
+        if self.stats is not None:
+            self.stats.inc_value(f"{STAT_PREFIX}/{outcome.value}")
+        return item

@@ -1,0 +1,94 @@
+"""What every spider shares: its source, error bookkeeping, article pages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import scrapy
+from scrapy.http import Response, TextResponse
+from twisted.python.failure import Failure
+
+from deportwatch.sources import Source
+from spiders.extract import FeedHints, extract_article
+from spiders.failures import describe_failure
+from spiders.items import ArticleItem
+
+MAX_ERROR_LINES = 20  # the run keeps the first few messages; the count keeps them all
+
+
+class SourceSpider(scrapy.Spider):
+    """A spider for one configured source; subclasses implement one *kind*."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, source: Source, run_id: int | None = None, **kwargs: Any) -> None:
+        super().__init__(name=source.name, **kwargs)
+        self.source = source
+        self.allowed_domains = list(source.domains)
+        self.error_count = 0
+        self.error_lines: list[str] = []
+        self.start_failures = 0
+        self.run_id = run_id
+
+    def record_error(self, url: str, message: str) -> None:
+        """Count an error against this crawl; the first few are kept verbatim."""
+        self.error_count += 1
+        if len(self.error_lines) < MAX_ERROR_LINES:
+            self.error_lines.append(f"{url}: {message}")
+        self.logger.warning("%s: %s", url, message)
+
+    def on_start_error(self, failure: Failure) -> None:
+        """A start URL (feed, listing) could not be fetched."""
+        self.start_failures += 1
+        self.record_error(_failed_url(failure), describe_failure(failure))
+
+    def on_page_error(self, failure: Failure) -> None:
+        self.record_error(_failed_url(failure), describe_failure(failure))
+
+    def article_request(self, url: str, hints: FeedHints) -> scrapy.Request:
+        return scrapy.Request(
+            url,
+            callback=self.parse_article,
+            errback=self.on_page_error,
+            cb_kwargs={"hints": hints},
+        )
+
+    def parse_article(self, response: Response, hints: FeedHints) -> Iterator[ArticleItem]:
+        if not isinstance(response, TextResponse):
+            content_type = (response.headers.get("Content-Type") or b"").decode("latin-1")
+            self.record_error(response.url, f"not a text page ({content_type or 'no type'})")
+            return
+        found = extract_article(response.selector, response.url, self.source.selectors, hints)
+        title = found.title or hints.title
+        if not title and not found.text:
+            self.record_error(response.url, "no title and no article text found")
+            return
+        if not found.text:
+            # Stored all the same (the report exists), but loudly: extraction broke.
+            self.record_error(response.url, "no article text found (extraction failed)")
+        yield ArticleItem(
+            source=self.source.name,
+            url=response.request.meta.get("redirect_urls", [response.url])[0]
+            if response.request
+            else response.url,
+            final_url=response.url,
+            title=title or "",
+            text=found.text,
+            fetched_at=datetime.now(UTC),
+            page_canonical_url=response.urljoin(found.canonical_url)
+            if found.canonical_url
+            else None,
+            feed_guid=hints.guid,
+            author=found.author,
+            summary=found.summary,
+            date_candidates=found.date_candidates,
+            source_languages=self.source.languages,
+            page_language=found.language,
+        )
+
+
+def _failed_url(failure: Failure) -> str:
+    request = getattr(failure, "request", None)
+    return str(request.url) if request is not None else "(unknown URL)"

@@ -1,0 +1,137 @@
+"""An article page to title, body, author and date candidates.
+
+Preference, most stable first: the source's own CSS selectors (when given and
+matching), the page's structured metadata, the feed entry, and last generic
+extraction (trafilatura for the body, htmldate for a date).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import htmldate
+import trafilatura
+from parsel import Selector
+
+from deportwatch.sources import Selectors
+from spiders.items import DateCandidate
+from spiders.metadata import read_metadata
+
+# Cross-links inside article bodies ("Read also: <other story>") are not the
+# article's text: flagging them would report other stories.
+_CROSS_LINK = re.compile(
+    r"^\s*(read also|see also|also read|читайте також|також читайте|читайте также|"
+    r"читайте тоже|дивіться також|смотрите также)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class FeedHints:
+    """What the feed said about an entry, used where the page says nothing better."""
+
+    title: str | None = None
+    published: str | None = None
+    author: str | None = None
+    summary: str | None = None
+    guid: str | None = None
+
+
+@dataclass
+class Extracted:
+    title: str | None
+    text: str
+    author: str | None
+    summary: str | None
+    canonical_url: str | None
+    language: str | None
+    date_candidates: list[DateCandidate] = field(default_factory=list)
+    body_from: str = "none"  # selector | trafilatura | none
+
+
+def _selector_text(sel: Selector, css: str | None) -> str | None:
+    if not css:
+        return None
+    text = " ".join(" ".join(sel.css(css).xpath("string()").getall()).split())
+    return text or None
+
+
+def _selector_body(sel: Selector, selectors: Selectors) -> str | None:
+    if not selectors.body:
+        return None
+    paragraphs = []
+    for node in sel.css(selectors.body):
+        text = " ".join(node.xpath("string()").get("").split())
+        if text and text not in selectors.drop_paragraphs:
+            paragraphs.append(text)
+    return "\n".join(paragraphs) or None
+
+
+def _without_cross_links(text: str) -> str:
+    return "\n".join(line for line in text.split("\n") if not _CROSS_LINK.match(line))
+
+
+def extract_article(
+    sel: Selector, url: str, selectors: Selectors, feed: FeedHints | None = None
+) -> Extracted:
+    """Extract one article from its page's parsed tree.
+
+    The tree is modified (``drop`` selectors remove page furniture) so the
+    structured metadata is read first, and the same tree is handed to
+    trafilatura instead of parsing the page a second time.
+    """
+    feed = feed or FeedHints()
+    meta = read_metadata(sel)
+    candidates: list[DateCandidate] = []
+    selector_date = _selector_text(sel, selectors.date)
+    if selector_date:
+        candidates.append(DateCandidate("selector", selector_date))
+    if meta.published:
+        candidates.append(DateCandidate("page-meta", meta.published))
+    if feed.published:
+        candidates.append(DateCandidate("feed", feed.published))
+
+    title = (
+        _selector_text(sel, selectors.title)
+        or meta.title
+        or feed.title
+        or _selector_text(sel, "h1")
+        or _selector_text(sel, "title")
+    )
+    author = _selector_text(sel, selectors.author) or meta.author or feed.author
+
+    if not candidates:
+        # Only when nothing declares a date: htmldate reads the page's text and URL.
+        found = htmldate.find_date(sel.root, url=url, original_date=True, extensive_search=True)
+        if found:
+            candidates.append(DateCandidate("page-text", found))
+
+    for css in selectors.drop:
+        sel.css(css).drop()
+
+    body_from = "selector"
+    text = _selector_body(sel, selectors)
+    if text is None:
+        body_from = "trafilatura"
+        text = trafilatura.extract(
+            sel.root,
+            url=url,
+            favor_precision=True,
+            include_comments=False,
+            include_tables=True,
+            include_images=False,  # never keep photos: pages show children's faces
+            deduplicate=False,
+        )
+    if not text:
+        body_from, text = "none", ""
+    return Extracted(
+        title=title,
+        text=_without_cross_links(text),
+        author=author,
+        summary=meta.description or feed.summary,
+        canonical_url=meta.canonical_url,
+        language=meta.language,
+        date_candidates=candidates,
+        body_from=body_from,
+    )

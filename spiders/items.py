@@ -1,0 +1,44 @@
+"""What a spider hands to the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass
+class DateCandidate:
+    """A publication date as found, before normalization picks and parses one.
+
+    ``value`` is an ISO 8601 string, or the text as the page shows it
+    (``"11 June 2019, 11:02"``); naive values are Kyiv local time.
+    """
+
+    origin: str  # selector | page-meta | feed | page-text
+    value: str
+
+
+@dataclass
+class ArticleItem:
+    """One article as extracted from a page (and its feed entry)."""
+
+    source: str
+    url: str  # the URL we were led to (feed link), kept as found
+    final_url: str  # the URL that answered, after redirects
+    title: str
+    text: str
+    fetched_at: datetime
+    page_canonical_url: str | None = None
+    feed_guid: str | None = None
+    author: str | None = None
+    summary: str | None = None
+    date_candidates: list[DateCandidate] = field(default_factory=list)
+    source_languages: tuple[str, ...] = ()
+    page_language: str | None = None  # <html lang> or og:locale
+
+    # Filled by the normalize stage.
+    canonical_url: str | None = None
+    published_at: datetime | None = None
+    date_origin: str | None = None
+    language: str | None = None
+    content_hash: str | None = None
