@@ -160,7 +160,7 @@ def last_runs(session: Session) -> dict[str, CrawlRun]:
         .join(newest, newest.c.run_id == CrawlRun.id)
         .join(SourceRow, SourceRow.id == CrawlRun.source_id)
     )
-    return {name: run for name, run in rows.tuples()}
+    return {name: run for name, run in rows}
 
 
 def runs_by_id(session: Session, run_ids: list[int]) -> list[tuple[str, CrawlRun]]:
@@ -170,4 +170,4 @@ def runs_by_id(session: Session, run_ids: list[int]) -> list[tuple[str, CrawlRun
         .where(CrawlRun.id.in_(run_ids))
         .order_by(CrawlRun.id)
     )
-    return list(rows.tuples())
+    return [(name, run) for name, run in rows]

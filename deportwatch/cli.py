@@ -32,8 +32,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+# Piped output is not cut to 80 columns: tables stay readable in files and logs.
+_PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140
+out = Console(width=_PIPE_WIDTH)
+err = Console(stderr=True, width=_PIPE_WIDTH)
 
 
 class ListFormat(StrEnum):
@@ -178,7 +180,8 @@ def list_sources(
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
     table = Table(title=f"Sources ({settings.sources})")
-    for column in ("name", "kind", "languages", "schedule", "enabled", "last crawl", "outcome"):
+    table.add_column("name", no_wrap=True)
+    for column in ("kind", "languages", "schedule", "enabled", "last crawl", "outcome"):
         table.add_column(column)
     for row in rows:
         table.add_row(

@@ -60,6 +60,7 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
         "DOWNLOAD_WARNSIZE": settings.max_response_bytes // 2,
         "RETRY_TIMES": settings.retry_times,
         "RETRY_GIVE_UP_LOG_LEVEL": "WARNING",
+        "RETRY_BACKOFF_BASE": settings.retry_backoff,
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": "INFO",

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     concurrent_requests_per_domain: int = Field(default=2, ge=1, le=16)
     max_response_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     retry_times: int = Field(default=3, ge=0, le=10)
+    retry_backoff: float = Field(
+        default=2.0, ge=0, description="Seconds before the first retry; doubles each time."
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

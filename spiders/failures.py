@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.response import response_status_message
-from twisted.internet.error import (
-    ConnectionLost,
-    ConnectionRefusedError,
-    DNSLookupError,
-    TCPTimedOutError,
-    TimeoutError,
-)
+from twisted.internet import error as twisted_errors
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
+
+# Scrapy 2.13+ raises its own exception types; the Twisted ones can still
+# surface from other download handlers, so both are named.
+_DNS = (CannotResolveHostError, twisted_errors.DNSLookupError)
+_TIMEOUT = (DownloadTimeoutError, twisted_errors.TimeoutError, twisted_errors.TCPTimedOutError)
+_REFUSED = (DownloadConnectionRefusedError, twisted_errors.ConnectionRefusedError)
+_LOST = (
+    ResponseDataLossError,
+    twisted_errors.ConnectionLost,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
+_MESSAGES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
+    (_DNS, "DNS lookup failed (unknown host or no network)"),
+    (_TIMEOUT, "timed out"),
+    (_REFUSED, "connection refused"),
+    (_LOST, "connection lost before the response was complete"),
+    ((DownloadCancelledError,), "download cancelled (response over the size limit?)"),
+)
 
 
 def describe_failure(failure: Failure) -> str:
@@ -21,15 +42,12 @@ def describe_failure(failure: Failure) -> str:
     exc = failure.value
     if isinstance(exc, HttpError):
         return f"HTTP {response_status_message(exc.response.status)}"
-    if isinstance(exc, DNSLookupError):
-        return "DNS lookup failed (host unknown or no network)"
-    if isinstance(exc, TimeoutError | TCPTimedOutError):
-        return "timed out"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, ConnectionLost | ResponseFailed | ResponseNeverReceived):
-        return "connection lost before the response was complete"
+    for types, message in _MESSAGES:
+        if isinstance(exc, types):
+            return message
     if isinstance(exc, IgnoreRequest):
         text = str(exc) or "request ignored"
         return "forbidden by robots.txt" if "robots" in text.lower() else text
+    if isinstance(exc, DownloadFailedError):
+        return f"download failed: {exc}"
     return f"{type(exc).__name__}: {exc}".rstrip(": ")

@@ -52,16 +52,20 @@ class FeedSpider(SourceSpider):
         # Bytes, never a URL: feedparser would fetch a URL itself, outside Scrapy.
         feed = feedparser.parse(
             response.body,
-            response_headers={"content-location": response.url},
+            response_headers={
+                "content-location": response.url,
+                "content-type": (response.headers.get("Content-Type") or b"").decode("latin-1"),
+            },
             sanitize_html=False,
             resolve_relative_uris=False,
         )
         if not feed.entries:
             self.start_failures += 1
+            # feedparser names the format it recognised; none means not a feed at all.
             reason = (
-                f"not a readable feed ({feed.get('bozo_exception')})"
-                if feed.get("bozo")
-                else "feed has no entries"
+                "feed has no entries"
+                if feed.get("version")
+                else f"not a readable feed ({feed.get('bozo_exception') or 'unknown format'})"
             )
             self.record_error(response.url, reason)
             return

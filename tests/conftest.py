@@ -1,0 +1,121 @@
+"""Shared fixtures: the archive on SQLite and PostgreSQL, a loopback web server."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from db.engine import make_engine, make_sessionmaker
+from db.migrate import upgrade
+from deportwatch.replay import content_type, snapshot_path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+WEB = FIXTURES / "web"
+REPO = Path(__file__).parent.parent
+PG_ENV = "DEPORTWATCH_TEST_DATABASE_URL"
+
+
+def _postgres_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(
+            f"PostgreSQL not tested: set {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)"
+        )
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind; PostgreSQL gets a schema of its own per test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'archive.db'}"
+        return
+    base = make_url(_postgres_url())
+    if base.drivername == "postgresql":
+        base = base.set(drivername="postgresql+psycopg")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        scoped = base.update_query_dict({"options": f"-csearch_path={schema}"})
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """The schema as the real Alembic migrations make it."""
+    eng = make_engine(database_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with make_sessionmaker(engine)() as s:
+        yield s
+
+
+class SiteHandler(SimpleHTTPRequestHandler):
+    """Serves DIR/site/<path> with the snapshot layout's rules (index files, queries)."""
+
+    root: Path
+
+    def do_GET(self) -> None:
+        path = snapshot_path(self.root, f"http://site{self.path}")
+        if path is None:
+            self.send_error(404)
+            return
+        body = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", content_type(path))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class LoopbackSite:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        handler = type("Handler", (SiteHandler,), {"root": root})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def write(self, path: str, content: str | bytes) -> None:
+        """Put a file on the site at URL path ``path`` (``/feed.xml``, ``/a/``)."""
+        target = self.root / "site" / path.lstrip("/")
+        if path.endswith("/"):
+            target = target / "index.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[LoopbackSite]:
+    """A real HTTP server on 127.0.0.1 serving files the test writes."""
+    loopback = LoopbackSite(tmp_path / "www")
+    loopback.thread.start()
+    yield loopback
+    loopback.server.shutdown()
+    loopback.server.server_close()

@@ -1,0 +1,119 @@
+"""The schema as migrated, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from db.engine import make_engine, make_sessionmaker
+from db.migrate import current_revision, head_revision, upgrade
+from db.models import Base, CrawlRun
+from db.repository import RunCounts, ensure_source, finish_run, last_runs, start_run, upsert_article
+from pipeline.normalize import NormalizePipeline
+from tests.helpers import article_item
+
+
+def test_migrations_match_the_models(engine: Engine) -> None:
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    assert current_revision(engine) == head_revision()
+
+
+def test_upgrade_twice_is_a_no_op(engine: Engine) -> None:
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+
+
+def test_sqlite_pragmas(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    eng = make_engine(f"sqlite:///{tmp_path / 'sub' / 'a.db'}")
+    with eng.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+    eng.dispose()
+
+
+def test_times_round_trip_as_aware_utc(session: Session) -> None:
+    source = ensure_source(session, "s", "feed")
+    run = start_run(session, source.id)
+    kyiv_time = datetime(2023, 9, 13, 14, 5, tzinfo=timezone(timedelta(hours=3)))
+    run.started_at = kyiv_time
+    session.commit()
+    session.expire_all()
+    loaded = session.get_one(CrawlRun, run.id)
+    assert loaded.started_at == datetime(2023, 9, 13, 11, 5, tzinfo=UTC)
+    assert loaded.started_at.tzinfo is UTC
+
+
+def test_naive_datetimes_are_refused(session: Session) -> None:
+    source = ensure_source(session, "s", "feed")
+    run = start_run(session, source.id)
+    run.finished_at = datetime(2023, 1, 1)  # noqa: DTZ001
+    with pytest.raises(Exception, match="naive datetime"):
+        session.commit()
+
+
+def test_crawl_run_lifecycle(session: Session) -> None:
+    source = ensure_source(session, "nv-en", "feed")
+    first = start_run(session, source.id)
+    finish_run(
+        session,
+        first.id,
+        outcome="failed",
+        finish_reason="finished",
+        counts=RunCounts(pages=1, errors=1),
+        error_text="x: HTTP 503",
+    )
+    second = start_run(session, source.id)
+    finish_run(
+        session,
+        second.id,
+        outcome="ok",
+        finish_reason="finished",
+        counts=RunCounts(pages=4, new=2),
+        error_text=None,
+    )
+    session.commit()
+    runs = last_runs(session)
+    assert list(runs) == ["nv-en"]
+    assert runs["nv-en"].id == second.id
+    assert (runs["nv-en"].outcome, runs["nv-en"].articles_new, runs["nv-en"].pages) == ("ok", 2, 4)
+    assert runs["nv-en"].finished_at is not None
+
+
+def test_source_row_follows_the_config(session: Session) -> None:
+    ensure_source(session, "nv-en", "feed", enabled=True)
+    row = ensure_source(session, "nv-en", "feed", enabled=False)
+    session.commit()
+    assert row.enabled is False
+
+
+def test_concurrent_insert_of_one_url_becomes_an_update(database_url: str, engine: Engine) -> None:
+    """Two writers store the same article: the second one's insert conflicts and is
+    retried as an update inside its own transaction, leaving one row."""
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as s:
+        source_id = ensure_source(s, "kyiv-independent", "feed").id
+    item = NormalizePipeline().process_item(article_item())
+    assert item.canonical_url is not None
+    assert item.content_hash is not None
+    other = make_engine(database_url)
+    with sessions() as first, make_sessionmaker(other)() as second:
+        # The second writer looks first and sees nothing...
+        assert second.scalar(text("SELECT count(*) FROM articles")) == 0
+        second.rollback()
+        upsert_article(first, source_id, item.canonical_url, item.content_hash, item)
+        first.commit()
+        # ...then its insert would conflict; the upsert notices and updates instead.
+        _, outcome = upsert_article(second, source_id, item.canonical_url, item.content_hash, item)
+        second.commit()
+    other.dispose()
+    assert outcome.value == "unchanged"
+    with sessions() as s:
+        assert s.scalar(text("SELECT count(*) FROM articles")) == 1

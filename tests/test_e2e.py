@@ -1,0 +1,268 @@
+"""End to end: the real ``deportwatch`` command in a subprocess, real HTTP, real database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from db.engine import make_engine, make_sessionmaker
+from db.models import Article, CrawlRun, SourceRow
+from tests.conftest import REPO, WEB, LoopbackSite
+
+pytestmark = pytest.mark.e2e
+DEPORTWATCH = str(Path(sys.executable).parent / "deportwatch")
+KI = WEB / "kyivindependent.com"
+NRC = "national-resistance-center-russia-moves-deported-ukrainians-to-55-distant-regions"
+KHARKIV = "power-restored-to-most-of-kharkiv-after-overnight-strike-on-substation"
+CHROME = ["News Feed", "Enter your email", "Editors' Picks", "MORE NEWS", "Skip to content"]
+
+
+def run_cli(
+    args: list[str], database_url: str, sources: Path, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {
+        "DEPORTWATCH_DATABASE_URL": database_url,
+        "DEPORTWATCH_SOURCES": str(sources),
+        "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
+        "DEPORTWATCH_DOWNLOAD_DELAY": "0",
+        "DEPORTWATCH_RETRY_TIMES": "1",
+        "DEPORTWATCH_RETRY_BACKOFF": "0.05",
+        "DEPORTWATCH_DOWNLOAD_TIMEOUT": "10",
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [DEPORTWATCH, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+
+
+def feed(base: str, entries: list[tuple[str, str, str]]) -> str:
+    items = "".join(
+        f"<item><title>{title}</title><link>{base}{path}</link><guid>{path}</guid>"
+        f"<pubDate>{date}</pubDate></item>"
+        for path, title, date in entries
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def loopback_outlet(site: LoopbackSite, tmp_path: Path) -> Path:
+    """A loopback outlet serving two Kyiv Independent snapshot pages and its feed."""
+    for slug in (NRC, KHARKIV):
+        site.write(f"/news/{slug}/", (KI / slug / "index.html").read_bytes())
+    site.write(
+        "/feed.xml",
+        feed(
+            site.base,
+            [
+                (
+                    f"/news/{NRC}/",
+                    "NRC: deported Ukrainians moved",
+                    "Fri, 07 Apr 2023 15:37:50 GMT",
+                ),
+                (
+                    f"/news/{KHARKIV}/?utm_source=rss",
+                    "Kharkiv power",
+                    "Fri, 07 Apr 2023 12:10:04 GMT",
+                ),
+            ],
+        ),
+    )
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        f'[[source]]\nname = "loopback"\nkind = "feed"\n'
+        f'start_urls = ["{site.base}/feed.xml"]\nlanguages = ["en"]\n'
+    )
+    return sources
+
+
+def articles(database_url: str) -> list[Article]:
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = list(session.scalars(select(Article).order_by(Article.published_at)))
+    engine.dispose()
+    return rows
+
+
+def runs(database_url: str) -> list[tuple[str, CrawlRun]]:
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = [
+            (name, run)
+            for name, run in session.execute(
+                select(SourceRow.name, CrawlRun).join(CrawlRun.source).order_by(CrawlRun.id)
+            )
+        ]
+    engine.dispose()
+    return rows
+
+
+def test_crawl_a_loopback_feed_into_the_archive(
+    database_url: str, loopback_outlet: Path, site: LoopbackSite, tmp_path: Path
+) -> None:
+    result = run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "loopback" in result.stdout
+    assert "ok" in result.stdout
+
+    rows = articles(database_url)
+    assert len(rows) == 2
+    kharkiv, nrc = rows
+    assert (
+        nrc.title
+        == "National Resistance Center: Russia moves deported Ukrainians to 55 distant regions"
+    )
+    assert nrc.published_at == datetime(2023, 4, 7, 15, 37, 50, tzinfo=UTC)
+    assert nrc.date_origin == "page-meta"
+    assert nrc.language == "en"
+    assert nrc.author == "The Kyiv Independent news desk"
+    assert nrc.text.startswith("Russia is sending Ukrainians deported from occupied territories")
+    # The page's canonical link names another host, so the served URL is the key.
+    assert nrc.canonical_url == f"{site.base}/news/{NRC}"
+    assert kharkiv.url == f"{site.base}/news/{KHARKIV}/?utm_source=rss"
+    assert kharkiv.canonical_url == f"{site.base}/news/{KHARKIV}"
+    assert kharkiv.published_at == datetime(2023, 4, 7, 12, 10, 4, tzinfo=UTC)
+    for row in rows:
+        for chrome in CHROME:
+            assert chrome not in row.text
+
+    [(name, run)] = runs(database_url)
+    assert name == "loopback"
+    assert (run.outcome, run.pages, run.articles_new, run.errors) == ("ok", 4, 2, 0)
+    assert run.finished_at is not None
+
+    # A second crawl adds no row, marks both seen, and records its own run.
+    again = run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path)
+    assert again.returncode == 0, again.stderr
+    rows_after = articles(database_url)
+    assert [r.id for r in rows_after] == [r.id for r in rows]
+    assert all(
+        after.last_seen_at > before.last_seen_at
+        for before, after in zip(rows, rows_after, strict=True)
+    )
+    second = runs(database_url)[-1][1]
+    assert (second.articles_new, second.articles_unchanged) == (0, 2)
+
+
+def test_unreachable_source_is_a_summary_row_and_others_still_run(
+    database_url: str, loopback_outlet: Path, tmp_path: Path
+) -> None:
+    sources = tmp_path / "two.toml"
+    sources.write_text(
+        loopback_outlet.read_text() + f'\n[[source]]\nname = "down"\nkind = "feed"\n'
+        f'start_urls = ["http://127.0.0.1:{closed_port()}/feed.xml"]\nlanguages = ["uk"]\n'
+    )
+    result = run_cli(["crawl", "--all"], database_url, sources, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "down: http://127.0.0.1:" in result.stdout
+    assert "connection refused" in result.stdout
+    outcomes = {name: run.outcome for name, run in runs(database_url)}
+    assert outcomes == {"loopback": "ok", "down": "failed"}
+    down = next(run for name, run in runs(database_url) if name == "down")
+    assert down.error_text is not None
+    assert "connection refused" in down.error_text
+    assert len(articles(database_url)) == 2
+
+
+def test_every_source_failing_exits_1(tmp_path: Path) -> None:
+    sources = tmp_path / "down.toml"
+    sources.write_text(
+        f'[[source]]\nname = "down"\nkind = "feed"\n'
+        f'start_urls = ["http://127.0.0.1:{closed_port()}/feed.xml"]\nlanguages = ["uk"]\n'
+    )
+    result = run_cli(["crawl", "--all"], f"sqlite:///{tmp_path / 'a.db'}", sources, tmp_path)
+    assert result.returncode == 1
+    assert "failed" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_server_errors_are_counted_not_fatal(
+    database_url: str, site: LoopbackSite, loopback_outlet: Path, tmp_path: Path
+) -> None:
+    # One entry points at a page that does not exist: the run is partial, not failed.
+    site.write(
+        "/feed.xml",
+        feed(
+            site.base,
+            [(f"/news/{NRC}/", "t", "Fri, 07 Apr 2023 15:37:50 GMT"), ("/news/gone/", "g", "")],
+        ),
+    )
+    result = run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path)
+    assert result.returncode == 0
+    [(_, run)] = runs(database_url)
+    assert (run.outcome, run.articles_new, run.errors) == ("partial", 1, 1)
+    assert run.error_text == f"{site.base}/news/gone/: HTTP 404 Not Found"
+
+
+def test_replay_of_the_shipped_sources(database_url: str, tmp_path: Path) -> None:
+    """`deportwatch crawl --all --replay tests/fixtures/web` with the real sources.toml."""
+    shutil.copy(REPO / "sources.toml", tmp_path / "sources.toml")
+    args = ["crawl", "--all", "--replay", str(WEB)]
+    result = run_cli(args, database_url, tmp_path / "sources.toml", tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = articles(database_url)
+    by_source: dict[str, list[str]] = {}
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        for name, title in session.execute(
+            select(SourceRow.name, Article.title).join(Article.source).order_by(Article.id)
+        ):
+            by_source.setdefault(name, []).append(title)
+    engine.dispose()
+    assert sorted(len(v) for v in by_source.values()) == [2, 3]
+    assert (
+        "Ombudsman: 31 children brought back to Ukraine from occupied Kherson Oblast and Russia"
+        in by_source["kyiv-independent"]
+    )
+    assert "Ukraine's grain exports rose in December, ministry says" in by_source["nv-en"]
+    nv = next(r for r in rows if "health camps" in r.title)
+    assert nv.published_at == datetime(2023, 12, 28, 12, 12, tzinfo=UTC)
+    assert nv.date_origin == "selector"
+    assert "Реклама" not in nv.text
+    assert "Read also" not in nv.text
+    ki = next(r for r in rows if r.title.startswith("Ombudsman: 31"))
+    assert (
+        ki.canonical_url
+        == "https://kyivindependent.com/ombudsman-31-children-brought-back-to-ukraine"
+    )
+    assert ki.url.endswith("?utm_source=rss&utm_medium=feed")
+
+    again = run_cli(args, database_url, tmp_path / "sources.toml", tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len(articles(database_url)) == 5
+
+
+def test_malformed_sources_file_subprocess(tmp_path: Path) -> None:
+    bad = tmp_path / "sources.toml"
+    bad.write_text(
+        '[[source]]\nname = "ki"\nkind = "feed"\nstart_urls = "https://x.org/"\nlanguages = ["en"]\n'
+    )
+    result = run_cli(["crawl", "--all"], f"sqlite:///{tmp_path / 'a.db'}", bad, tmp_path)
+    assert result.returncode == 2
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert lines == [
+        f"error: {bad}: source 'ki': field 'start_urls': Input should be a valid tuple"
+    ]
