@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -71,12 +72,23 @@ def session(engine: Engine) -> Iterator[Session]:
 
 
 class SiteHandler(SimpleHTTPRequestHandler):
-    """Serves DIR/site/<path> with the snapshot layout's rules (index files, queries)."""
+    """Serves DIR/site/<path> with the snapshot layout's rules (index files, queries).
 
-    root: Path
+    ``site.fail(path, 503, 503)`` makes the next requests of a path answer those
+    statuses first; every request is logged with its time in ``site.requests``.
+    """
+
+    site: LoopbackSite
 
     def do_GET(self) -> None:
-        path = snapshot_path(self.root, f"http://site{self.path}")
+        self.site.requests.append((self.path, time.monotonic()))
+        scripted = self.site.failures.get(self.path)
+        if scripted:
+            self.send_response(scripted.pop(0))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        path = snapshot_path(self.site.root, f"http://site{self.path}")
         if path is None:
             self.send_error(404)
             return
@@ -94,13 +106,21 @@ class SiteHandler(SimpleHTTPRequestHandler):
 class LoopbackSite:
     def __init__(self, root: Path) -> None:
         self.root = root
-        handler = type("Handler", (SiteHandler,), {"root": root})
+        self.requests: list[tuple[str, float]] = []
+        self.failures: dict[str, list[int]] = {}
+        handler = type("Handler", (SiteHandler,), {"site": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def fail(self, path: str, *statuses: int) -> None:
+        self.failures[path] = list(statuses)
+
+    def times(self, path: str) -> list[float]:
+        return [t for p, t in self.requests if p == path]
 
     def write(self, path: str, content: str | bytes) -> None:
         """Put a file on the site at URL path ``path`` (``/feed.xml``, ``/a/``)."""

@@ -266,3 +266,50 @@ def test_malformed_sources_file_subprocess(tmp_path: Path) -> None:
     assert lines == [
         f"error: {bad}: source 'ki': field 'start_urls': Input should be a valid tuple"
     ]
+
+
+def test_server_errors_are_retried_with_growing_delays(
+    site: LoopbackSite, loopback_outlet: Path, tmp_path: Path
+) -> None:
+    site.fail("/feed.xml", 503, 502)
+    env_url = f"sqlite:///{tmp_path / 'a.db'}"
+    sources = tmp_path / "retry.toml"
+    sources.write_text(loopback_outlet.read_text())
+    result = subprocess.run(
+        [DEPORTWATCH, "crawl", "loopback"],
+        env=os.environ
+        | {
+            "DEPORTWATCH_DATABASE_URL": env_url,
+            "DEPORTWATCH_SOURCES": str(sources),
+            "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
+            "DEPORTWATCH_DOWNLOAD_DELAY": "0",
+            "DEPORTWATCH_RETRY_TIMES": "2",
+            "DEPORTWATCH_RETRY_BACKOFF": "0.4",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    attempts = site.times("/feed.xml")
+    assert len(attempts) == 3
+    first_wait, second_wait = attempts[1] - attempts[0], attempts[2] - attempts[1]
+    assert first_wait >= 0.4  # RETRY_BACKOFF
+    assert second_wait >= 0.8  # doubled
+    [(_, run)] = runs(env_url)
+    assert (run.outcome, run.articles_new) == ("ok", 2)
+
+
+def test_robots_txt_is_obeyed(site: LoopbackSite, loopback_outlet: Path, tmp_path: Path) -> None:
+    site.write("/robots.txt", f"User-agent: *\nDisallow: /news/{KHARKIV}/\n")
+    env_url = f"sqlite:///{tmp_path / 'a.db'}"
+    result = run_cli(["crawl", "loopback"], env_url, loopback_outlet, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not any(KHARKIV in path for path, _ in site.requests)
+    assert [a.title for a in articles(env_url)] == [
+        "National Resistance Center: Russia moves deported Ukrainians to 55 distant regions"
+    ]
+    [(_, run)] = runs(env_url)
+    assert run.outcome == "partial"
+    assert run.error_text == f"{site.base}/news/{KHARKIV}/?utm_source=rss: forbidden by robots.txt"
