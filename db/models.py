@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from db.types import UTCDateTime, utcnow
@@ -50,6 +50,7 @@ class CrawlRun(Base):
     articles_updated: Mapped[int] = mapped_column(Integer, default=0)
     articles_unchanged: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[int] = mapped_column(Integer, default=0)
+    articles_flagged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error_text: Mapped[str | None] = mapped_column(Text)
 
     source: Mapped[SourceRow] = relationship(back_populates="runs")
@@ -80,5 +81,35 @@ class Article(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Flag state under the taxonomy version that produced it.
+    flagged: Mapped[bool] = mapped_column(default=False, server_default=false(), index=True)
+    flag_score: Mapped[float | None] = mapped_column(Float)
+    flag_categories: Mapped[str | None] = mapped_column(Text)  # comma-separated ids
+    keywords_version: Mapped[str | None] = mapped_column(String(32))
+    flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     source: Mapped[SourceRow] = relationship()
+    matches: Mapped[list[FlagMatch]] = relationship(
+        back_populates="article", cascade="all, delete-orphan", order_by="FlagMatch.id"
+    )
+
+
+class FlagMatch(Base):
+    """One piece of evidence for a flag: which rule matched what, where."""
+
+    __tablename__ = "flag_matches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    category: Mapped[str] = mapped_column(String(32))
+    rule: Mapped[str] = mapped_column(String(64))
+    term: Mapped[str] = mapped_column(Text)
+    field: Mapped[str] = mapped_column(String(8))  # title | text
+    start: Mapped[int]
+    end: Mapped[int]
+    snippet: Mapped[str] = mapped_column(Text)
+    weight: Mapped[float] = mapped_column(Float)
+
+    article: Mapped[Article] = relationship(back_populates="matches")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import Article, CrawlRun, SourceRow
+from db.models import Article, CrawlRun, FlagMatch, SourceRow
 from db.types import utcnow
 
 
@@ -30,6 +30,42 @@ class ArticleLike(Protocol):
     language: str | None
     text: str
     fetched_at: datetime
+
+
+class MatchLike(Protocol):
+    """One match of a flagging result (pipeline.matcher.Match)."""
+
+    @property
+    def category(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def term(self) -> str: ...
+    @property
+    def field(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def snippet(self) -> str: ...
+    @property
+    def weight(self) -> float: ...
+
+
+class FlagLike(Protocol):
+    """A flagging result (pipeline.matcher.FlagResult)."""
+
+    @property
+    def flagged(self) -> bool: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def categories(self) -> tuple[str, ...]: ...
+    @property
+    def matches(self) -> tuple[MatchLike, ...]: ...
+    @property
+    def version(self) -> str: ...
 
 
 class StoreOutcome(StrEnum):
@@ -118,6 +154,43 @@ def upsert_article(
     return existing, StoreOutcome.UPDATED
 
 
+def apply_flag(session: Session, article: Article, result: FlagLike, now: datetime) -> bool:
+    """Store a flagging result on the article, replacing its matches.
+
+    Returns True when the article is *newly* flagged: it was not flagged
+    before (under any taxonomy version) and is now. That is what alerts and
+    run counts care about; a re-crawl of a flagged story is not news.
+    """
+    newly = result.flagged and not article.flagged
+    article.flagged = result.flagged
+    article.flag_score = result.score
+    article.flag_categories = ",".join(result.categories) or None
+    article.keywords_version = result.version
+    if newly or (result.flagged and article.flagged_at is None):
+        article.flagged_at = now
+    if not result.flagged:
+        article.flagged_at = None
+    article.matches = [
+        FlagMatch(
+            category=m.category,
+            rule=m.rule,
+            term=m.term,
+            field=m.field,
+            start=m.start,
+            end=m.end,
+            snippet=m.snippet,
+            weight=m.weight,
+        )
+        for m in result.matches
+    ]
+    return newly
+
+
+def needs_flag(article: Article, outcome: StoreOutcome, version: str) -> bool:
+    """Flags are recomputed for new or changed text, or under a new taxonomy."""
+    return outcome is not StoreOutcome.UNCHANGED or article.keywords_version != version
+
+
 @dataclass(frozen=True)
 class RunCounts:
     pages: int = 0
@@ -125,6 +198,7 @@ class RunCounts:
     updated: int = 0
     unchanged: int = 0
     errors: int = 0
+    flagged: int = 0
 
 
 def finish_run(
@@ -145,6 +219,7 @@ def finish_run(
     run.articles_updated = counts.updated
     run.articles_unchanged = counts.unchanged
     run.errors = counts.errors
+    run.articles_flagged = counts.flagged
     run.error_text = error_text
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,9 +22,15 @@ from db.engine import describe_url, make_engine, make_sessionmaker
 from db.migrate import current_revision, upgrade
 from db.repository import last_runs
 from deportwatch.crawl import RunSummary, run_crawl
+from deportwatch.dates import parse_since
 from deportwatch.errors import DeportwatchError, UsageError
+from deportwatch.keywords import load_taxonomy
+from deportwatch.reflag import count_articles
+from deportwatch.reflag import reflag as run_reflag
 from deportwatch.settings import Settings, load_settings
 from deportwatch.sources import Source, load_sources
+from pipeline.language import detect_language
+from pipeline.matcher import FlagResult, Matcher
 
 app = typer.Typer(
     name="deportwatch",
@@ -116,6 +123,7 @@ def crawl(
     with reported_errors():
         settings = _settings()
         sources = _select_sources(settings, names or [], crawl_all)
+        load_taxonomy(settings.keywords)  # a broken taxonomy stops the crawl before it starts
         if replay is not None and not replay.is_dir():
             raise UsageError(f"--replay {replay}: no such directory")
         summaries = run_crawl(settings, sources, err, replay_dir=replay, verbose=verbose)
@@ -129,14 +137,14 @@ def _print_summary(summaries: list[RunSummary]) -> None:
     table = Table(title="Crawl summary")
     table.add_column("source", no_wrap=True)
     table.add_column("outcome", no_wrap=True)
-    for column in ("pages", "new", "updated", "unchanged", "errors"):
+    for column in ("pages", "new", "updated", "unchanged", "flagged", "errors"):
         table.add_column(column, justify="right")
     colours = {"ok": "green", "partial": "yellow", "failed": "red", "interrupted": "red"}
     for s in summaries:
         table.add_row(
             s.source,
             f"[{colours.get(s.outcome, 'white')}]{s.outcome}[/]",
-            *(str(n) for n in (s.pages, s.new, s.updated, s.unchanged, s.errors)),
+            *(str(n) for n in (s.pages, s.new, s.updated, s.unchanged, s.flagged, s.errors)),
         )
     out.print(table)
     for s in summaries:
@@ -214,6 +222,123 @@ def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]]:
         return {}
     finally:
         engine.dispose()
+
+
+def _flag_json(result: FlagResult) -> dict[str, object]:
+    return {
+        "flagged": result.flagged,
+        "score": result.score,
+        "categories": list(result.categories),
+        "keywords_version": result.version,
+        "matches": [
+            {
+                "category": m.category,
+                "rule": m.rule,
+                "term": m.term,
+                "field": m.field,
+                "start": m.start,
+                "end": m.end,
+                "snippet": m.snippet,
+            }
+            for m in result.matches
+        ],
+    }
+
+
+def _read_input(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read ({exc})") from None
+
+
+@app.command()
+def flag(
+    source: Annotated[
+        str, typer.Argument(help="Text file to flag, or - for standard input.")
+    ] = "-",
+    title: Annotated[str, typer.Option(help="Title to flag with the text.")] = "",
+    lang: Annotated[str | None, typer.Option(help="uk, ru or en (detected when omitted).")] = None,
+    jsonl: Annotated[
+        bool,
+        typer.Option("--jsonl", help='Input is JSON lines: {"id", "title", "text", "lang"?}.'),
+    ] = False,
+) -> None:
+    """Flag a text with the current keywords and print the result as JSON.
+
+    Use it to try a change to keywords.toml before running reflag.
+
+    Examples: echo "Russia deported 19,000 Ukrainian children" | deportwatch flag ·
+    deportwatch flag --jsonl samples.jsonl > results.jsonl
+    """
+    with reported_errors():
+        settings = _settings()
+        matcher = Matcher(load_taxonomy(settings.keywords))
+        content = _read_input(source)
+        if not jsonl:
+            result = matcher.flag(title, content, lang or detect_language(content))
+            out.print_json(json.dumps(_flag_json(result), ensure_ascii=False))
+            return
+        bad = 0
+        for number, line in enumerate(content.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+                text = str(record.get("text") or "")
+                line_lang = record.get("lang") or detect_language(text)
+                result = matcher.flag(str(record.get("title") or ""), text, line_lang)
+            except ValueError as exc:
+                bad += 1
+                err.print(f"error: line {number}: {exc}", highlight=False, markup=False)
+                continue
+            row = {"id": record.get("id"), **_flag_json(result)}
+            print(json.dumps(row, ensure_ascii=False))
+        if bad:
+            raise typer.Exit(2)
+
+
+@app.command()
+def reflag(
+    since: Annotated[
+        str | None, typer.Option(help="Only articles published since: 2023-09-27 or 30d.")
+    ] = None,
+    source: Annotated[str | None, typer.Option(help="Only this source's articles.")] = None,
+) -> None:
+    """Re-run flagging over the archive with the current keywords.toml.
+
+    Reports how many articles became flagged or unflagged.
+
+    Example: deportwatch reflag --since 2023-01-01 --source nv-en
+    """
+    with reported_errors():
+        settings = _settings()
+        matcher = Matcher(load_taxonomy(settings.keywords))
+        since_at = parse_since(since) if since else None
+        if source is not None and load_sources(settings.sources).get(source) is None:
+            known = ", ".join(s.name for s in load_sources(settings.sources).sources)
+            raise UsageError(f"unknown source '{source}' (known: {known})")
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        sessions = make_sessionmaker(engine)
+        total = count_articles(sessions, since_at, source)
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("reflagging", total=total)
+            counts = run_reflag(
+                sessions, matcher, since_at, source, lambda n: progress.advance(task, n)
+            )
+        engine.dispose()
+    out.print(
+        f"Reflagged {counts.examined} articles with keywords {matcher.taxonomy.version}: "
+        f"{counts.became_flagged} became flagged, {counts.became_unflagged} became unflagged, "
+        f"{counts.still_flagged} still flagged."
+    )
 
 
 def main() -> None:

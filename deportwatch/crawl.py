@@ -33,6 +33,7 @@ class RunSummary:
     updated: int
     unchanged: int
     errors: int
+    flagged: int
     error_text: str | None
 
 
@@ -68,10 +69,12 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
         "DOWNLOADER_MIDDLEWARES": middlewares,
         "ITEM_PIPELINES": {
             "pipeline.normalize.NormalizePipeline": 100,
+            "pipeline.flag.FlagPipeline": 500,
             "pipeline.store.StorePipeline": 900,
         },
         "EXTENSIONS": {"deportwatch.runs.CrawlRunRecorder": 0},
         "DEPORTWATCH_DATABASE_URL": settings.database_url,
+        "DEPORTWATCH_KEYWORDS": str(settings.keywords),
         "DEPORTWATCH_REPLAY_DIR": str(replay_dir) if replay_dir else None,
     }
 
@@ -104,6 +107,7 @@ def _read_summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:
                     run.articles_updated,
                     run.articles_unchanged,
                     run.errors,
+                    run.articles_flagged,
                     run.error_text,
                 )
                 for name, run in runs_by_id(session, run_ids)

@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 
 from db.engine import make_engine, make_sessionmaker
 from db.repository import RunCounts, finish_run
-from pipeline.store import STAT_PREFIX
+from pipeline.store import FLAGGED_STAT, STAT_PREFIX
 from spiders.base import SourceSpider
 
 
@@ -67,6 +67,7 @@ class CrawlRunRecorder:
             updated=stat(f"{STAT_PREFIX}/updated"),
             unchanged=stat(f"{STAT_PREFIX}/unchanged"),
             errors=spider.error_count,
+            flagged=stat(FLAGGED_STAT),
         )
         with self.sessions.begin() as session:
             finish_run(

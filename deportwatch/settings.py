@@ -25,6 +25,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the archive (SQLite file by default).",
     )
     sources: Path = Field(default=Path("sources.toml"), description="The sources file.")
+    keywords: Path = Field(default=Path("keywords.toml"), description="The flagging taxonomy.")
     log_dir: Path = Field(default=Path("data/logs"), description="Where crawl logs are kept.")
     user_agent: str = Field(default=DEFAULT_USER_AGENT, description="User-Agent of every request.")
     obey_robots: bool = True

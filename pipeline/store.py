@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import make_engine, make_sessionmaker
 from db.models import SourceRow
-from db.repository import upsert_article
+from db.repository import apply_flag, needs_flag, upsert_article
 from spiders.items import ArticleItem
 
 STAT_PREFIX = "deportwatch/articles"
+FLAGGED_STAT = "deportwatch/flagged/new"
 
 
 class StorePipeline:
@@ -54,14 +55,19 @@ class StorePipeline:
     def process_item(self, item: ArticleItem) -> ArticleItem:
         if item.canonical_url is None or item.content_hash is None:
             raise ValueError("store stage reached before normalize")
+        newly_flagged = False
         with self.sessions.begin() as session:
-            _, outcome = upsert_article(
+            article, outcome = upsert_article(
                 session,
                 self._source_id(session, item.source),
                 item.canonical_url,
                 item.content_hash,
                 item,
             )
+            if item.flag is not None and needs_flag(article, outcome, item.flag.version):
+                newly_flagged = apply_flag(session, article, item.flag, item.fetched_at)
         if self.stats is not None:
             self.stats.inc_value(f"{STAT_PREFIX}/{outcome.value}")
+            if newly_flagged:
+                self.stats.inc_value(FLAGGED_STAT)
         return item

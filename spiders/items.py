@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.matcher import FlagResult
 
 
 @dataclass
@@ -42,3 +46,6 @@ class ArticleItem:
     date_origin: str | None = None
     language: str | None = None
     content_hash: str | None = None
+
+    # Filled by the flag stage.
+    flag: FlagResult | None = None

@@ -9,6 +9,7 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from db.migrate import head_revision
 from deportwatch.cli import app
 from tests.conftest import REPO
 
@@ -24,7 +25,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_commands_exist() -> None:
-    assert COMMANDS == ["crawl", "init", "sources"]
+    assert COMMANDS == ["crawl", "flag", "init", "reflag", "sources"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -39,7 +40,7 @@ def test_init_creates_the_schema(tmp_path: Path) -> None:
     result = runner.invoke(app, ["init"], catch_exceptions=False)
     assert result.exit_code == 0
     assert "Archive ready" in result.output
-    assert "(schema 0001)" in result.output
+    assert f"(schema {head_revision()})" in result.output
     assert (tmp_path / "archive.db").exists()
 
 

@@ -31,6 +31,7 @@ def run_cli(
     env = os.environ | {
         "DEPORTWATCH_DATABASE_URL": database_url,
         "DEPORTWATCH_SOURCES": str(sources),
+        "DEPORTWATCH_KEYWORDS": str(REPO / "keywords.toml"),
         "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
         "DEPORTWATCH_DOWNLOAD_DELAY": "0",
         "DEPORTWATCH_RETRY_TIMES": "1",
@@ -147,10 +148,14 @@ def test_crawl_a_loopback_feed_into_the_archive(
     for row in rows:
         for chrome in CHROME:
             assert chrome not in row.text
+    assert nrc.flagged is True
+    assert "deportation" in (nrc.flag_categories or "")
+    assert kharkiv.flagged is False
 
     [(name, run)] = runs(database_url)
     assert name == "loopback"
     assert (run.outcome, run.pages, run.articles_new, run.errors) == ("ok", 4, 2, 0)
+    assert run.articles_flagged == 1
     assert run.finished_at is not None
 
     # A second crawl adds no row, marks both seen, and records its own run.
@@ -163,7 +168,7 @@ def test_crawl_a_loopback_feed_into_the_archive(
         for before, after in zip(rows, rows_after, strict=True)
     )
     second = runs(database_url)[-1][1]
-    assert (second.articles_new, second.articles_unchanged) == (0, 2)
+    assert (second.articles_new, second.articles_unchanged, second.articles_flagged) == (0, 2, 0)
 
 
 def test_unreachable_source_is_a_summary_row_and_others_still_run(
@@ -281,6 +286,7 @@ def test_server_errors_are_retried_with_growing_delays(
         | {
             "DEPORTWATCH_DATABASE_URL": env_url,
             "DEPORTWATCH_SOURCES": str(sources),
+            "DEPORTWATCH_KEYWORDS": str(REPO / "keywords.toml"),
             "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
             "DEPORTWATCH_DOWNLOAD_DELAY": "0",
             "DEPORTWATCH_RETRY_TIMES": "2",

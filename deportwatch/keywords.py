@@ -1,0 +1,170 @@
+"""The flagging taxonomy (``keywords.toml``): categories, term groups, rules, exclusions.
+
+It is data, validated when loaded; a bad file fails with one line naming the
+place. The matcher (``pipeline/matcher.py``) compiles it once per process.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from deportwatch.errors import ConfigError
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+Scope = Literal["sentence", "document"] | int
+
+
+class Category(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ID_PATTERN)
+    label: str
+    why: str | None = None
+
+
+class Rule(BaseModel):
+    """A match: ``any`` of some terms, or terms from ``all`` groups close together.
+
+    A term is a word (matched on its lemma and its written form), ``stem*``
+    (any word starting so), or a phrase of these. ``@name`` stands for a term
+    group from ``[terms]``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ID_PATTERN)
+    category: str
+    any: tuple[str, ...] = ()
+    all: tuple[tuple[str, ...] | str, ...] = ()
+    within: Scope = Field(default=20, description="Words apart, or 'sentence'.")
+    weight: float = Field(default=1.0, gt=0)
+    why: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Rule:
+        if bool(self.any) == bool(self.all):
+            raise ValueError('give exactly one of "any" or "all"')
+        if self.all and len(self.all) < 2:
+            raise ValueError('"all" needs at least two groups')
+        if isinstance(self.within, int) and self.within < 1:
+            raise ValueError('"within" must be a positive number of words or "sentence"')
+        return self
+
+
+class Exclusion(BaseModel):
+    """Terms that veto matches near them: the context of another kind of story."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ID_PATTERN)
+    terms: tuple[str, ...] = Field(min_length=1)
+    within: Scope = "sentence"
+    categories: tuple[str, ...] = Field(
+        default=(), description="Categories it can veto; all when empty."
+    )
+    why: str
+
+
+class Taxonomy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1, max_length=32)
+    threshold: float = Field(default=1.0, gt=0)
+    categories: tuple[Category, ...] = Field(min_length=1, alias="category")
+    terms: dict[str, tuple[str, ...]] = {}
+    rules: tuple[Rule, ...] = Field(min_length=1, alias="rule")
+    exclusions: tuple[Exclusion, ...] = Field(default=(), alias="exclude")
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Taxonomy:
+        self._check_rules()
+        self._check_exclusions()
+        for name, group in self.terms.items():
+            for ref in _refs(group):
+                if ref not in self.terms:
+                    raise ValueError(f"term group '{name}': unknown term group '@{ref}'")
+            self.expand(group, (name,))
+        return self
+
+    def _check_rules(self) -> None:
+        category_ids = {c.id for c in self.categories}
+        ids = [r.id for r in self.rules]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"rule '{duplicates[0]}' is defined twice")
+        for rule in self.rules:
+            if rule.category not in category_ids:
+                raise ValueError(f"rule '{rule.id}': unknown category '{rule.category}'")
+            for ref in _refs(rule.any) + _refs(rule.all):
+                if ref not in self.terms:
+                    raise ValueError(f"rule '{rule.id}': unknown term group '@{ref}'")
+
+    def _check_exclusions(self) -> None:
+        category_ids = {c.id for c in self.categories}
+        for exclusion in self.exclusions:
+            for category in exclusion.categories:
+                if category not in category_ids:
+                    raise ValueError(f"exclude '{exclusion.id}': unknown category '{category}'")
+            for ref in _refs(exclusion.terms):
+                if ref not in self.terms:
+                    raise ValueError(f"exclude '{exclusion.id}': unknown term group '@{ref}'")
+
+    def expand(self, terms: tuple[str, ...] | str, _seen: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """Terms with every ``@group`` replaced by the group's terms, groups in groups too."""
+        items = (terms,) if isinstance(terms, str) else terms
+        out: list[str] = []
+        for term in items:
+            if not term.startswith("@"):
+                out.append(term)
+                continue
+            name = term[1:]
+            if name in _seen:
+                raise ValueError(f"term group '@{name}' contains itself")
+            out.extend(self.expand(self.terms[name], (*_seen, name)))
+        return tuple(dict.fromkeys(out))
+
+
+def _refs(items: tuple[Any, ...]) -> list[str]:
+    flat: list[str] = []
+    for item in items:
+        flat.extend([item] if isinstance(item, str) else item)
+    return [t[1:] for t in flat if t.startswith("@")]
+
+
+def parse_taxonomy(data: dict[str, Any], origin: str) -> Taxonomy:
+    try:
+        return Taxonomy.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = list(err["loc"])
+        place = ""
+        if len(loc) >= 2 and loc[0] in ("rule", "exclude", "category") and isinstance(loc[1], int):
+            entries = data.get(str(loc[0]), [])
+            entry = entries[loc[1]] if loc[1] < len(entries) else {}
+            name = entry.get("id") if isinstance(entry, dict) else None
+            place = f"{loc[0]} '{name}'" if name else f"{loc[0]} #{loc[1] + 1}"
+            loc = loc[2:]
+        field = ".".join(str(p) for p in loc)
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        where = ": ".join(p for p in (place, f"field '{field}'" if field else "") if p)
+        raise ConfigError(f"{origin}: {where + ': ' if where else ''}{message}") from None
+
+
+def load_taxonomy(path: Path) -> Taxonomy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: keywords file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read keywords file ({exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse_taxonomy(data, str(path))

@@ -1,0 +1,344 @@
+"""Flagging: finds the taxonomy's terms in a text, inflections and all.
+
+Compiled once from ``keywords.toml``. Text is split into word tokens with their
+character offsets; each token is normalized (case, ё→е, apostrophes) and
+lemmatized with simplemma in the language its script suggests. A term matches
+a token by written form, by lemma, or by stem (``депорт*``). Every term of
+every rule and exclusion sits in one hash index keyed on its first word, so a
+text is scanned once, whatever the size of the taxonomy — the same cost
+profile as an Aho-Corasick automaton, over lemmas instead of characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import simplemma
+
+from deportwatch.keywords import Scope, Taxonomy
+
+# Words: letters/digits joined by apostrophes (Ukrainian пам'ять, п’ять) but
+# split at hyphens, so "Lvova-Belova" and "re-education" are two words each.
+_WORD = re.compile(r"\w+(?:['\u2019\u02bc`]\w+)*")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "`": "'", "ё": "е"})
+# A sentence ends at . ! ? … (then space and a capital or digit) or a line break,
+# except after the abbreviations news text is full of ("Sept. 27", "м. Київ").
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'»”)]*\s+(?=[\"«“(]?[A-ZА-ЯЇІЄҐ0-9])|\n+")
+_ABBREVIATIONS = frozenset(
+    "jan feb mar apr jun jul aug sep sept oct nov dec mr mrs ms dr st gen col lt no vs u.s "
+    "etc e.g i.e м р ст вул обл р-н тис млн млрд грн ім г ул тыс".split()
+)
+_UK_LETTERS = frozenset("іїєґ")
+_RU_LETTERS = frozenset("ыэъ")
+SNIPPET_CONTEXT = 70
+_LEMMA_CACHE_LIMIT = 500_000
+
+
+def normalize_word(word: str) -> str:
+    return word.casefold().translate(_APOSTROPHES)
+
+
+@dataclass(frozen=True)
+class Element:
+    """One word of a term: written forms and lemmas, or a stem."""
+
+    forms: frozenset[str]
+    prefix: str | None = None
+
+    def matches(self, norm: str, lemma: str) -> bool:
+        if self.prefix is not None:
+            return norm.startswith(self.prefix)
+        return norm in self.forms or lemma in self.forms
+
+
+@dataclass(frozen=True)
+class Payload:
+    kind: str  # rule | exclude
+    index: int
+    group: int
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    payload: Payload
+    first: int  # token indexes, inclusive
+    last: int
+
+
+@dataclass(frozen=True)
+class Match:
+    category: str
+    rule: str
+    term: str
+    field: str  # title | text
+    start: int  # character offsets into that field
+    end: int
+    snippet: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class FlagResult:
+    flagged: bool
+    score: float
+    categories: tuple[str, ...]
+    matches: tuple[Match, ...]
+    version: str
+
+
+@dataclass
+class _Tokens:
+    text: str
+    spans: list[tuple[int, int]]
+    norms: list[str]
+    lemmas: list[str]
+    sentences: list[int]
+
+
+class Matcher:
+    """A compiled taxonomy; ``flag(title, text, lang)`` is safe to call from any code."""
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self._lemma_cache: dict[tuple[str, str], str] = {}
+        self._by_form: dict[str, list[tuple[tuple[Element, ...], Payload]]] = defaultdict(list)
+        self._by_prefix: list[tuple[str, tuple[Element, ...], Payload]] = []
+        for index, rule in enumerate(taxonomy.rules):
+            groups = [rule.any] if rule.any else list(rule.all)
+            for group_no, group in enumerate(groups):
+                for term in taxonomy.expand(group):
+                    self._add(term, Payload("rule", index, group_no))
+        for index, exclusion in enumerate(taxonomy.exclusions):
+            for term in taxonomy.expand(exclusion.terms):
+                self._add(term, Payload("exclude", index, 0))
+        self._prefixes = tuple(sorted({p for p, _, _ in self._by_prefix}))
+
+    # -- compiling ---------------------------------------------------------------
+    def _element(self, word: str) -> Element:
+        norm = normalize_word(word)
+        if norm.endswith("*"):
+            return Element(frozenset(), prefix=norm[:-1])
+        languages = ("en",) if norm.isascii() else ("uk", "ru")
+        forms = {norm} | {self._lemma(norm, lang) for lang in languages}
+        return Element(frozenset(forms))
+
+    def _add(self, term: str, payload: Payload) -> None:
+        words = _WORD.findall(term.replace("*", "STAR_")) if "*" in term else _WORD.findall(term)
+        words = [w.replace("STAR_", "*") for w in words]
+        # a stem's star must stay attached: "forcibly transfer*" -> ["forcibly", "transfer*"]
+        elements = tuple(self._element(w) for w in words)
+        if not elements:
+            raise ValueError(f"term {term!r} has no words")
+        first = elements[0]
+        if first.prefix is not None:
+            self._by_prefix.append((first.prefix, elements, payload))
+        else:
+            for form in first.forms:
+                self._by_form[form].append((elements, payload))
+
+    def _lemma(self, norm: str, lang: str) -> str:
+        key = (norm, lang)
+        lemma = self._lemma_cache.get(key)
+        if lemma is None:
+            if len(self._lemma_cache) > _LEMMA_CACHE_LIMIT:
+                self._lemma_cache.clear()
+            lemma = normalize_word(simplemma.lemmatize(norm, lang=lang))
+            self._lemma_cache[key] = lemma
+        return lemma
+
+    # -- scanning ----------------------------------------------------------------
+    def _token_lang(self, norm: str, doc_lang: str | None) -> str | None:
+        if norm.isdigit():
+            return None
+        if norm.isascii():
+            return "en"
+        letters = set(norm)
+        if letters & _UK_LETTERS:
+            return "uk"
+        if letters & _RU_LETTERS:
+            return "ru"
+        return doc_lang if doc_lang in ("uk", "ru") else "uk"
+
+    def _tokenize(self, text: str, doc_lang: str | None) -> _Tokens:
+        spans, norms, lemmas, sentences = [], [], [], []
+        boundaries = [
+            m.end() for m in _SENTENCE_END.finditer(text) if not _is_abbreviation(text, m.start())
+        ]
+        sentence, next_boundary = 0, 0
+        for m in _WORD.finditer(text):
+            while next_boundary < len(boundaries) and m.start() >= boundaries[next_boundary]:
+                sentence += 1
+                next_boundary += 1
+            norm = normalize_word(m.group())
+            lang = self._token_lang(norm, doc_lang)
+            spans.append(m.span())
+            norms.append(norm)
+            lemmas.append(self._lemma(norm, lang) if lang else norm)
+            sentences.append(sentence)
+        return _Tokens(text, spans, norms, lemmas, sentences)
+
+    def _occurrences(self, tokens: _Tokens) -> list[Occurrence]:
+        found: list[Occurrence] = []
+        norms, lemmas = tokens.norms, tokens.lemmas
+        count = len(norms)
+        for i in range(count):
+            norm, lemma = norms[i], lemmas[i]
+            candidates = list(self._by_form.get(norm, ()))
+            if lemma != norm:
+                candidates.extend(self._by_form.get(lemma, ()))
+            if self._prefixes and norm.startswith(self._prefixes):
+                candidates.extend(
+                    (elements, payload)
+                    for prefix, elements, payload in self._by_prefix
+                    if norm.startswith(prefix)
+                )
+            seen: set[tuple[int, Payload]] = set()
+            for elements, payload in candidates:
+                last = i + len(elements) - 1
+                if last >= count or (last, payload) in seen:
+                    continue
+                if all(
+                    elements[k].matches(norms[i + k], lemmas[i + k])
+                    for k in range(1, len(elements))
+                ):
+                    seen.add((last, payload))
+                    found.append(Occurrence(payload, i, last))
+        return found
+
+    # -- deciding ----------------------------------------------------------------
+    def flag(self, title: str, text: str, lang: str | None = None) -> FlagResult:
+        matches: list[Match] = []
+        for field, content in (("title", title), ("text", text)):
+            if content:
+                matches.extend(self._match_field(field, content, lang))
+        score = round(sum(m.weight for m in matches), 3)
+        categories = tuple(sorted({m.category for m in matches}))
+        return FlagResult(
+            flagged=score >= self.taxonomy.threshold,
+            score=score,
+            categories=categories,
+            matches=tuple(matches),
+            version=self.taxonomy.version,
+        )
+
+    def _match_field(self, field: str, content: str, lang: str | None) -> Iterable[Match]:
+        tokens = self._tokenize(content, lang)
+        by_payload: dict[tuple[str, int, int], list[Occurrence]] = defaultdict(list)
+        for occ in self._occurrences(tokens):
+            by_payload[(occ.payload.kind, occ.payload.index, occ.payload.group)].append(occ)
+        done: set[tuple[int, int]] = set()  # (rule, sentence): one match each
+        for index, rule in enumerate(self.taxonomy.rules):
+            anchors = by_payload.get(("rule", index, 0), [])
+            for anchor in anchors:
+                sentence = tokens.sentences[anchor.first]
+                if (index, sentence) in done:
+                    continue
+                parts = [anchor]
+                for group in range(1, len(rule.all)):
+                    near = _nearest(
+                        anchor, by_payload.get(("rule", index, group), []), rule.within, tokens
+                    )
+                    if near is None:
+                        break
+                    parts.append(near)
+                else:
+                    if self._vetoed(rule.category, parts, by_payload, tokens):
+                        continue
+                    done.add((index, sentence))
+                    yield self._match(
+                        category=rule.category,
+                        rule=rule.id,
+                        weight=rule.weight,
+                        field=field,
+                        parts=parts,
+                        tokens=tokens,
+                    )
+
+    def _vetoed(
+        self,
+        category: str,
+        parts: list[Occurrence],
+        by_payload: dict[tuple[str, int, int], list[Occurrence]],
+        tokens: _Tokens,
+    ) -> bool:
+        for index, exclusion in enumerate(self.taxonomy.exclusions):
+            if exclusion.categories and category not in exclusion.categories:
+                continue
+            found = by_payload.get(("exclude", index, 0), [])
+            if any(_nearest(part, found, exclusion.within, tokens) for part in parts):
+                return True
+        return False
+
+    def _match(
+        self,
+        *,
+        category: str,
+        rule: str,
+        weight: float,
+        field: str,
+        parts: list[Occurrence],
+        tokens: _Tokens,
+    ) -> Match:
+        anchor = parts[0]
+        start, end = tokens.spans[anchor.first][0], tokens.spans[anchor.last][1]
+        ordered = sorted(parts, key=lambda p: p.first)
+        term = " … ".join(
+            tokens.text[tokens.spans[p.first][0] : tokens.spans[p.last][1]] for p in ordered
+        )
+        return Match(
+            category, rule, term, field, start, end, snippet(tokens.text, start, end), weight
+        )
+
+
+def _within(a: Occurrence, b: Occurrence, scope: Scope, tokens: _Tokens) -> bool:
+    if scope == "document":
+        return True
+    if scope == "sentence":
+        return tokens.sentences[a.first] == tokens.sentences[b.first]
+    gap = max(b.first - a.last, a.first - b.last, 0)
+    return gap <= scope
+
+
+def _nearest(
+    anchor: Occurrence, candidates: list[Occurrence], scope: Scope, tokens: _Tokens
+) -> Occurrence | None:
+    best: Occurrence | None = None
+    for candidate in candidates:
+        if _within(anchor, candidate, scope, tokens) and (
+            best is None or abs(candidate.first - anchor.first) < abs(best.first - anchor.first)
+        ):
+            best = candidate
+    return best
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """Whether the full stop at ``dot`` ends an abbreviation rather than a sentence."""
+    if text[dot] != ".":
+        return False
+    start = dot
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] in ".-"):
+        start -= 1
+    word = text[start:dot].casefold()
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def snippet(text: str, start: int, end: int, context: int = SNIPPET_CONTEXT) -> str:
+    """The match with some words around it, the match itself in **bold** markers."""
+    left = max(0, start - context)
+    right = min(len(text), end + context)
+    if left > 0:
+        space = text.find(" ", left, start)
+        left = space + 1 if space != -1 else left
+    if right < len(text):
+        space = text.rfind(" ", end, right)
+        right = space if space != -1 else right
+    before = text[left:start].replace("\n", " ").lstrip()
+    after = text[end:right].replace("\n", " ").rstrip()
+    return (
+        ("…" if left > 0 else "")
+        + f"{before}**{text[start:end]}**{after}"
+        + ("…" if right < len(text) else "")
+    )

@@ -1,0 +1,201 @@
+"""Flags in the archive, on SQLite and PostgreSQL: stored with evidence, re-applied by reflag."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+from scrapy.statscollectors import MemoryStatsCollector
+from scrapy.utils.test import get_crawler
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from db.engine import make_sessionmaker
+from db.models import Article, FlagMatch
+from db.repository import ensure_source
+from deportwatch.cli import app
+from deportwatch.keywords import load_taxonomy, parse_taxonomy
+from deportwatch.reflag import reflag
+from pipeline.flag import FlagPipeline
+from pipeline.matcher import Matcher
+from pipeline.normalize import NormalizePipeline
+from pipeline.store import FLAGGED_STAT, StorePipeline
+from tests.conftest import REPO
+from tests.helpers import FETCHED, article_item
+
+DEPORTED = "Russia deported 31 Ukrainian children from occupied Kherson Oblast, the Ombudsman said."
+UNRELATED = "Electricity returned to most homes in Kharkiv after repairs, the mayor said."
+
+
+@pytest.fixture
+def matcher() -> Matcher:
+    return Matcher(load_taxonomy(REPO / "keywords.toml"))
+
+
+@pytest.fixture
+def store(engine: Engine) -> StorePipeline:
+    with make_sessionmaker(engine).begin() as session:
+        ensure_source(session, "kyiv-independent", "feed")
+    return StorePipeline(make_sessionmaker(engine), MemoryStatsCollector(get_crawler()))
+
+
+def ingest(store: StorePipeline, matcher: Matcher, **overrides: object) -> None:
+    item = NormalizePipeline().process_item(article_item(**overrides))
+    store.process_item(FlagPipeline(matcher).process_item(item))
+
+
+def test_flag_and_evidence_are_stored(
+    store: StorePipeline, matcher: Matcher, session: Session
+) -> None:
+    ingest(
+        store,
+        matcher,
+        url="https://kyivindependent.com/a/",
+        final_url="https://kyivindependent.com/a/",
+        text=DEPORTED,
+    )
+    ingest(
+        store,
+        matcher,
+        url="https://kyivindependent.com/b/",
+        final_url="https://kyivindependent.com/b/",
+        text=UNRELATED,
+        title="Power is back",
+    )
+    flagged, clean = session.scalars(select(Article).order_by(Article.id)).all()
+    assert flagged.flagged is True
+    assert flagged.flag_categories == "deportation"
+    assert flagged.keywords_version == matcher.taxonomy.version
+    assert flagged.flagged_at == FETCHED
+    assert flagged.flag_score is not None
+    assert flagged.flag_score >= 1
+    evidence = {(m.rule, m.field, flagged.text[m.start : m.end]) for m in flagged.matches}
+    assert ("deport-in-context", "text", "deported") in evidence
+    assert clean.flagged is False
+    assert clean.matches == []
+    assert clean.keywords_version == matcher.taxonomy.version
+    assert store.stats is not None
+    assert store.stats.get_value(FLAGGED_STAT) == 1
+
+
+def test_recrawl_does_not_count_a_flag_again(
+    store: StorePipeline, matcher: Matcher, session: Session
+) -> None:
+    ingest(store, matcher, text=DEPORTED)
+    ingest(store, matcher, text=DEPORTED)
+    assert store.stats is not None
+    assert store.stats.get_value(FLAGGED_STAT) == 1
+    assert session.scalar(select(func.count()).select_from(Article)) == 1
+    matches = session.scalar(select(func.count()).select_from(FlagMatch))
+    ingest(store, matcher, text=DEPORTED + " More details follow.")  # a new version
+    assert session.scalar(select(func.count()).select_from(FlagMatch)) == matches
+    assert store.stats.get_value(FLAGGED_STAT) == 1
+
+
+def test_reflag_applies_a_changed_taxonomy(
+    store: StorePipeline, matcher: Matcher, engine: Engine, session: Session
+) -> None:
+    ingest(
+        store,
+        matcher,
+        url="https://kyivindependent.com/a/",
+        final_url="https://kyivindependent.com/a/",
+        text=DEPORTED,
+    )
+    ingest(
+        store,
+        matcher,
+        url="https://kyivindependent.com/b/",
+        final_url="https://kyivindependent.com/b/",
+        text=UNRELATED,
+        title="Power",
+    )
+    # A new taxonomy: "deport" no longer flags, "electricity" does.
+    data = tomllib.loads((REPO / "keywords.toml").read_text(encoding="utf-8"))
+    data["version"] = "test-2"
+    data["rule"] = [{"id": "power", "category": "return", "any": ["electricity"], "why": "test"}]
+    data["exclude"] = []
+    counts = reflag(make_sessionmaker(engine), Matcher(parse_taxonomy(data, "t")))
+    assert (counts.examined, counts.became_flagged, counts.became_unflagged) == (2, 1, 1)
+    session.expire_all()
+    deported, power = session.scalars(select(Article).order_by(Article.id)).all()
+    assert (deported.flagged, deported.keywords_version, deported.matches) == (False, "test-2", [])
+    assert deported.flagged_at is None
+    assert power.flagged is True
+    assert power.flag_categories == "return"
+    assert [m.term for m in power.matches] == ["Electricity"]
+    orphans = session.scalar(
+        select(func.count())
+        .select_from(FlagMatch)
+        .where(FlagMatch.article_id.not_in(select(Article.id)))
+    )
+    assert orphans == 0
+
+
+def test_reflag_filters_by_source(store: StorePipeline, matcher: Matcher, engine: Engine) -> None:
+    ingest(store, matcher, text=DEPORTED)
+    sessions = make_sessionmaker(engine)
+    assert reflag(sessions, matcher, source="nv-en").examined == 0
+    assert reflag(sessions, matcher, source="kyiv-independent").examined == 1
+
+
+# --- the commands -------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> None:
+    monkeypatch.setenv("DEPORTWATCH_DATABASE_URL", database_url)
+    monkeypatch.setenv("DEPORTWATCH_SOURCES", str(REPO / "sources.toml"))
+    monkeypatch.setenv("DEPORTWATCH_KEYWORDS", str(REPO / "keywords.toml"))
+
+
+def test_flag_command_prints_json(cli_env: None) -> None:
+    result = runner.invoke(app, ["flag", "-"], input="Окупанти вивезли дітей з Херсона до Криму.")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["flagged"] is True
+    assert data["categories"] == ["abduction"]
+    assert data["matches"][0]["rule"] == "taken-to-russia"
+    assert data["matches"][0]["snippet"] == "Окупанти **вивезли** дітей з Херсона до Криму."
+
+
+def test_flag_command_jsonl(cli_env: None) -> None:
+    lines = "\n".join(
+        [
+            json.dumps({"id": "a", "title": "", "text": DEPORTED}),
+            "{not json",
+            json.dumps({"id": 7, "text": UNRELATED, "lang": "en"}),
+        ]
+    )
+    result = runner.invoke(app, ["flag", "--jsonl", "-"], input=lines)
+    assert result.exit_code == 2
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["id"], r["flagged"]) for r in rows] == [("a", True), (7, False)]
+    assert "error: line 2:" in result.stderr
+
+
+def test_reflag_command(cli_env: None, store: StorePipeline, matcher: Matcher) -> None:
+    ingest(store, matcher, text=DEPORTED)
+    result = runner.invoke(app, ["reflag", "--since", "2020-01-01"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Reflagged 1 articles" in result.stdout
+    assert "0 became flagged, 0 became unflagged, 1 still flagged" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["reflag", "--since", "last tuesday"], "date 'last tuesday' not understood"),
+        (["reflag", "--source", "nowhere"], "unknown source 'nowhere'"),
+        (["flag", "/no/such/file"], "/no/such/file: no such file"),
+    ],
+)
+def test_flag_commands_usage_errors(cli_env: None, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 2
+    assert message in result.output

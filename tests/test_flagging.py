@@ -1,0 +1,239 @@
+"""Flagging: morphology, exclusions, evidence offsets, the evaluation targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.eval_flagging import evaluate
+from deportwatch.errors import ConfigError
+from deportwatch.keywords import Taxonomy, load_taxonomy, parse_taxonomy
+from deportwatch.sources import Selectors
+from pipeline.matcher import Matcher, normalize_word
+from spiders.extract import extract_article
+from tests.conftest import REPO
+from tests.helpers import snapshot_response
+
+KEYWORDS = REPO / "keywords.toml"
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher(load_taxonomy(KEYWORDS))
+
+
+def test_evaluation_meets_the_targets(matcher: Matcher) -> None:
+    report = evaluate(matcher)
+    overall = report["overall"]
+    assert overall.tp + overall.fp + overall.fn + overall.tn >= 120  # type: ignore[attr-defined]
+    assert overall.precision >= 0.95  # type: ignore[attr-defined]
+    assert overall.recall >= 0.95  # type: ignore[attr-defined]
+    for lang, counts in report["by_lang"].items():  # type: ignore[attr-defined]
+        assert counts.precision >= 0.9, lang
+        assert counts.recall >= 0.9, lang
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://kyivindependent.com/national-resistance-center-russia-moves-deported-ukrainians-to-55-distant-regions/",
+        "https://english.nv.ua/nation/russia-took-nearly-10-000-ukrainian-children-to-health-camps-this-autumn-50379522.html",
+    ],
+)
+def test_seed_modelled_articles_flag(matcher: Matcher, url: str) -> None:
+    response = snapshot_response(url)
+    found = extract_article(response.selector, url, Selectors())
+    result = matcher.flag(found.title or "", found.text, "en")
+    assert result.flagged
+    assert "deportation" in result.categories
+
+
+def test_unrelated_snapshot_does_not_flag(matcher: Matcher) -> None:
+    text = (
+        "Electricity has returned to most homes in Kharkiv after a Russian missile hit a "
+        "substation overnight. Repair crews worked through the morning."
+    )
+    assert not matcher.flag("Power restored to most of Kharkiv", text, "en").flagged
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Росія депортувала дітей.", "uk"),
+        ("Депортація українських дітей триває.", "uk"),
+        ("Кількість депортованих дітей зросла.", "uk"),
+        ("Дітей депортовано до Росії.", "uk"),
+        ("Россия депортировала детей.", "ru"),
+        ("Число депортированных детей растет.", "ru"),
+        ("Детей вывезли в Россию.", "ru"),
+        ("Дітей вивезли до Росії.", "uk"),
+        ("Children were deported by Russia.", "en"),
+        ("The deportations of Ukrainian children continue.", "en"),
+        ("Russia is deporting children.", "en"),
+    ],
+)
+def test_inflected_forms_match(matcher: Matcher, text: str, lang: str) -> None:
+    assert matcher.flag("", text, lang).flagged, text
+
+
+@pytest.mark.parametrize(
+    ("exclusion", "positive", "negative"),
+    [
+        (
+            "immigration",
+            "Russia deported the children from Kherson, the official said.",
+            "The Trump administration deported the children of Venezuelan migrants from Texas, the official said.",
+        ),
+        (
+            "historical-deportations",
+            "Ukrainians were deported to Siberia, the ombudsman said.",
+            "Ukrainians were deported to Siberia by Stalin's NKVD in 1947, the historian said.",
+        ),
+        (
+            "football",
+            "Russia illegally transferred the Ukrainian boy to Moscow.",
+            "The club illegally transferred the Ukrainian boy to Moscow's football academy.",
+        ),
+        (
+            "prisoner-exchange",
+            "Four Ukrainians held in Russia were returned to their families.",
+            "Four Ukrainians held in Russia were returned in a prisoner exchange.",
+        ),
+        (
+            "xinjiang",
+            "Children are held in re-education camps in occupied Crimea run by Russia.",
+            "Children are held in re-education camps in Xinjiang. Russia praised China's policy.",
+        ),
+        (
+            "ukrainian-evacuation",
+            "Російські окупанти евакуювали мешканців Олешок до Криму.",
+            "Українська влада оголосила обов'язкову евакуацію мешканців, окупанти обстріляли Олешки, Крим.",
+        ),
+    ],
+)
+def test_each_exclusion_vetoes(
+    matcher: Matcher, exclusion: str, positive: str, negative: str
+) -> None:
+    assert matcher.flag("", positive, None).flagged, "the positive twin must flag"
+    assert not matcher.flag("", negative, None).flagged
+    assert exclusion in {e.id for e in matcher.taxonomy.exclusions}
+
+
+@pytest.mark.parametrize("apostrophe", ["'", "\u2019", "\u02bc", "`"])
+def test_apostrophe_variants_are_one(apostrophe: str) -> None:
+    taxonomy = parse_taxonomy(
+        {
+            "version": "t",
+            "category": [{"id": "c", "label": "C"}],
+            "rule": [{"id": "r", "category": "c", "any": ["сім'ї депортованих"]}],
+        },
+        "test",
+    )
+    text = f"Сім{apostrophe}ї депортованих чекають новин."
+    result = Matcher(taxonomy).flag("", text, "uk")
+    assert result.flagged
+    assert text[result.matches[0].start : result.matches[0].end] == f"Сім{apostrophe}ї депортованих"
+
+
+def test_normalization_folds_case_yo_and_apostrophes() -> None:
+    assert normalize_word("Вывезённых") == "вывезенных"
+    assert normalize_word("ПАМʼЯТЬ") == "пам'ять"
+
+
+def test_words_are_whole_tokens_not_substrings(matcher: Matcher) -> None:
+    # "ice" (an immigration exclusion) must not veto through "police", nor
+    # "рф" match inside "графік": matching is on whole words, Cyrillic included.
+    assert matcher.flag("", "Russian police deported the children from Kherson.", "en").flagged
+    taxonomy = matcher.taxonomy
+    assert "рф" in taxonomy.terms["russia"]
+    tokens = matcher._tokenize("графік депортацій", "uk")
+    assert tokens.norms == ["графік", "депортацій"]
+
+
+def test_snippet_offsets_point_at_the_match(matcher: Matcher) -> None:
+    text = (
+        "Ombudsman Dmytro Lubinets spoke in Kyiv on Thursday. "
+        "He said more than 2,500 Ukrainian civilians had been deported to Russia."
+    )
+    result = matcher.flag("", text, "en")
+    [match] = [m for m in result.matches if m.rule == "deport-in-context"]
+    assert text[match.start : match.end] == "deported"
+    assert "**deported**" in match.snippet
+    assert match.field == "text"
+    assert match.snippet.endswith("to Russia.")
+
+
+def test_title_matches_are_reported_as_title(matcher: Matcher) -> None:
+    result = matcher.flag("Russia deported 31 Ukrainian children", "Nothing else here.", "en")
+    assert result.flagged
+    assert {m.field for m in result.matches} == {"title"}
+
+
+def test_abbreviations_do_not_split_sentences(matcher: Matcher) -> None:
+    tokens = matcher._tokenize("As of Sept. 27, children. New sentence here.", "en")
+    assert tokens.sentences == [0, 0, 0, 0, 0, 1, 1, 1]
+
+
+def test_score_and_version(matcher: Matcher) -> None:
+    result = matcher.flag("", "Росія депортувала дітей. Росія вивезла дітей до Криму.", "uk")
+    assert result.score == sum(m.weight for m in result.matches)
+    assert result.score >= 2
+    assert result.version == matcher.taxonomy.version
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"version": ""}, "field 'version': String should have at least 1 character"),
+        (
+            {"rule": [{"id": "r", "category": "nope", "any": ["x"]}]},
+            "rule 'r': unknown category 'nope'",
+        ),
+        (
+            {"rule": [{"id": "r", "category": "c", "any": ["@ghost"]}]},
+            "unknown term group '@ghost'",
+        ),
+        (
+            {"rule": [{"id": "r", "category": "c"}]},
+            'rule \'r\': give exactly one of "any" or "all"',
+        ),
+        ({"rule": [{"id": "r", "category": "c", "all": ["a"]}]}, '"all" needs at least two groups'),
+        (
+            {"rule": [{"id": "r", "category": "c", "any": ["x"], "within": 0}]},
+            "positive number of words",
+        ),
+        (
+            {"rule": [{"id": "r", "category": "c", "any": ["x"], "colour": 1}]},
+            "rule 'r': field 'colour': unknown field",
+        ),
+        ({"terms": {"a": ["@b"], "b": ["@a"]}}, "contains itself"),
+        ({"exclude": [{"id": "e", "terms": ["x"]}]}, "exclude 'e': field 'why': Field required"),
+    ],
+)
+def test_invalid_taxonomy_is_one_readable_line(change: dict[str, object], message: str) -> None:
+    data: dict[str, object] = {
+        "version": "1",
+        "category": [{"id": "c", "label": "C"}],
+        "rule": [{"id": "ok", "category": "c", "any": ["x"]}],
+    } | change
+    with pytest.raises(ConfigError) as caught:
+        parse_taxonomy(data, "keywords.toml")
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("keywords.toml: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_shipped_taxonomy_is_valid() -> None:
+    taxonomy = load_taxonomy(KEYWORDS)
+    assert isinstance(taxonomy, Taxonomy)
+    assert {c.id for c in taxonomy.categories} == {
+        "deportation", "abduction", "filtration", "camps",
+        "adoption-citizenship", "return", "accountability",
+    }  # fmt: skip
+    assert all(rule.why for rule in taxonomy.rules)
+
+
+def test_missing_keywords_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="keywords file not found"):
+        load_taxonomy(tmp_path / "k.toml")
