@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install run test lint typecheck unit clean
+.PHONY: install run test lint typecheck unit eval bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,14 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest $(ARGS)
+
+## Flagging quality on the labeled texts (EVALUATION.md)
+eval: $(STAMP)
+	$(BIN)/python -m bench.eval_flagging
+
+## Benchmarks (BENCHMARKS.md)
+bench: $(STAMP)
+	$(BIN)/python -m bench.flag_throughput --articles 2000
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

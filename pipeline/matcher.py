@@ -12,6 +12,7 @@ profile as an Aho-Corasick automaton, over lemmas instead of characters.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -104,6 +105,7 @@ class Matcher:
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
         self._lemma_cache: dict[tuple[str, str], str] = {}
+        self._stem_cache: dict[str, list[tuple[tuple[Element, ...], Payload]]] = {}
         self._by_form: dict[str, list[tuple[tuple[Element, ...], Payload]]] = defaultdict(list)
         self._by_prefix: list[tuple[str, tuple[Element, ...], Payload]] = []
         for index, rule in enumerate(taxonomy.rules):
@@ -189,12 +191,8 @@ class Matcher:
             candidates = list(self._by_form.get(norm, ()))
             if lemma != norm:
                 candidates.extend(self._by_form.get(lemma, ()))
-            if self._prefixes and norm.startswith(self._prefixes):
-                candidates.extend(
-                    (elements, payload)
-                    for prefix, elements, payload in self._by_prefix
-                    if norm.startswith(prefix)
-                )
+            if norm.startswith(self._prefixes):
+                candidates.extend(self._stem_candidates(norm))
             seen: set[tuple[int, Payload]] = set()
             for elements, payload in candidates:
                 last = i + len(elements) - 1
@@ -206,6 +204,17 @@ class Matcher:
                 ):
                     seen.add((last, payload))
                     found.append(Occurrence(payload, i, last))
+        return found
+
+    def _stem_candidates(self, norm: str) -> list[tuple[tuple[Element, ...], Payload]]:
+        """Terms whose first word is a stem of ``norm``, memoized: news text repeats
+        its words, and checking every stem of the taxonomy per word is the costly part."""
+        found = self._stem_cache.get(norm)
+        if found is None:
+            if len(self._stem_cache) > _LEMMA_CACHE_LIMIT:
+                self._stem_cache.clear()
+            found = [(e, p) for prefix, e, p in self._by_prefix if norm.startswith(prefix)]
+            self._stem_cache[norm] = found
         return found
 
     # -- deciding ----------------------------------------------------------------
@@ -302,11 +311,37 @@ def _within(a: Occurrence, b: Occurrence, scope: Scope, tokens: _Tokens) -> bool
     return gap <= scope
 
 
+_LONGEST_TERM = 8  # words; bounds how far before a window a phrase may start
+
+
+def _first(occurrence: Occurrence) -> int:
+    return occurrence.first
+
+
 def _nearest(
     anchor: Occurrence, candidates: list[Occurrence], scope: Scope, tokens: _Tokens
 ) -> Occurrence | None:
+    """The candidate closest to ``anchor`` within ``scope``.
+
+    Candidates are in token order, so only the slice that can fall in the
+    window is examined (bisect), not every occurrence in the text.
+    """
+    if not candidates:
+        return None
+    if scope == "document":
+        lo, hi = 0, len(candidates)
+    else:
+        if scope == "sentence":
+            sentence = tokens.sentences[anchor.first]
+            low_token = bisect_left(tokens.sentences, sentence)
+            high_token = bisect_right(tokens.sentences, sentence)
+        else:
+            low_token = anchor.first - scope - _LONGEST_TERM
+            high_token = anchor.last + scope + 1
+        lo = bisect_left(candidates, low_token, key=_first)
+        hi = bisect_left(candidates, high_token, key=_first)
     best: Occurrence | None = None
-    for candidate in candidates:
+    for candidate in candidates[lo:hi]:
         if _within(anchor, candidate, scope, tokens) and (
             best is None or abs(candidate.first - anchor.first) < abs(best.first - anchor.first)
         ):
