@@ -31,6 +31,7 @@ from deportwatch.settings import Settings, load_settings
 from deportwatch.sources import Source, load_sources
 from pipeline.language import detect_language
 from pipeline.matcher import FlagResult, Matcher
+from pipeline.text import clean_text
 
 app = typer.Typer(
     name="deportwatch",
@@ -280,6 +281,9 @@ def flag(
         matcher = Matcher(load_taxonomy(settings.keywords))
         content = _read_input(source)
         if not jsonl:
+            # Cleaned as the crawl's normalize stage cleans bodies (soft hyphens,
+            # zero-width characters), so offsets refer to the cleaned text.
+            content = clean_text(content)
             result = matcher.flag(title, content, lang or detect_language(content))
             out.print_json(json.dumps(_flag_json(result), ensure_ascii=False))
             return
@@ -291,7 +295,7 @@ def flag(
                 record = json.loads(line)
                 if not isinstance(record, dict):
                     raise ValueError("not a JSON object")
-                text = str(record.get("text") or "")
+                text = clean_text(str(record.get("text") or ""))
                 line_lang = record.get("lang") or detect_language(text)
                 result = matcher.flag(str(record.get("title") or ""), text, line_lang)
             except ValueError as exc:

@@ -164,6 +164,14 @@ def test_flag_command_prints_json(cli_env: None) -> None:
     assert data["matches"][0]["snippet"] == "Окупанти **вивезли** дітей з Херсона до Криму."
 
 
+def test_flag_command_folds_soft_hyphens(cli_env: None) -> None:
+    result = runner.invoke(app, ["flag", "-"], input="Росія депор\u00adтувала дітей.\n")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["flagged"] is True
+    assert data["matches"][0]["snippet"] == "Росія **депортувала** дітей."
+
+
 def test_flag_command_jsonl(cli_env: None) -> None:
     lines = "\n".join(
         [
