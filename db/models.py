@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from db.types import UTCDateTime, utcnow
@@ -51,16 +61,33 @@ class CrawlRun(Base):
     articles_unchanged: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[int] = mapped_column(Integer, default=0)
     articles_flagged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # New articles that joined an already archived story (syndicated copies).
+    articles_duplicate: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error_text: Mapped[str | None] = mapped_column(Text)
 
     source: Mapped[SourceRow] = relationship(back_populates="runs")
+
+
+class StoryCluster(Base):
+    """One story: every article (any outlet, any URL) that reports it."""
+
+    __tablename__ = "story_clusters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    first_article_id: Mapped[int | None]
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    members: Mapped[list[Article]] = relationship(back_populates="cluster", order_by="Article.id")
 
 
 class Article(Base):
     """One archived article: the latest text seen at its canonical URL."""
 
     __tablename__ = "articles"
-    __table_args__ = (Index("ix_articles_source_published", "source_id", "published_at"),)
+    __table_args__ = (
+        Index("ix_articles_source_published", "source_id", "published_at"),
+        Index("ix_articles_source_guid", "source_id", "feed_guid"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
@@ -88,7 +115,20 @@ class Article(Base):
     keywords_version: Mapped[str | None] = mapped_column(String(32))
     flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # Deduplication: the story this article belongs to, and why.
+    cluster_id: Mapped[int | None] = mapped_column(
+        ForeignKey("story_clusters.id", ondelete="SET NULL", name="fk_articles_cluster"),
+        index=True,
+    )
+    minhash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    duplicate_of: Mapped[int | None]  # the archived article it was matched to
+    similarity: Mapped[float | None] = mapped_column(Float)  # 1.0 = same text
+
     source: Mapped[SourceRow] = relationship()
+    cluster: Mapped[StoryCluster | None] = relationship(back_populates="members")
+    versions: Mapped[list[ArticleVersion]] = relationship(
+        cascade="all, delete-orphan", order_by="ArticleVersion.id"
+    )
     matches: Mapped[list[FlagMatch]] = relationship(
         back_populates="article", cascade="all, delete-orphan", order_by="FlagMatch.id"
     )
@@ -113,3 +153,31 @@ class FlagMatch(Base):
     weight: Mapped[float] = mapped_column(Float)
 
     article: Mapped[Article] = relationship(back_populates="matches")
+
+
+class ArticleVersion(Base):
+    """An earlier text of an edited article, with the time it was current."""
+
+    __tablename__ = "article_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    title: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    seen_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_until: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LshBand(Base):
+    """One LSH band key of an article's MinHash: articles sharing a key are
+    near-duplicate candidates, found with one indexed lookup."""
+
+    __tablename__ = "lsh_bands"
+
+    band_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

@@ -7,11 +7,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import Article, CrawlRun, FlagMatch, SourceRow
+from db.models import (
+    Article,
+    ArticleVersion,
+    CrawlRun,
+    FlagMatch,
+    LshBand,
+    SourceRow,
+    StoryCluster,
+)
 from db.types import utcnow
 
 
@@ -149,6 +157,16 @@ def upsert_article(
     existing.last_seen_at = max(existing.last_seen_at, item.fetched_at)
     if existing.content_hash == content_hash and existing.title == item.title:
         return existing, StoreOutcome.UNCHANGED
+    # An edit: the text it replaces becomes a version, with when it was current.
+    existing.versions.append(
+        ArticleVersion(
+            title=existing.title,
+            text=existing.text,
+            content_hash=existing.content_hash,
+            seen_from=existing.updated_at or existing.first_seen_at,
+            seen_until=item.fetched_at,
+        )
+    )
     _apply(existing, item, content_hash)
     existing.updated_at = item.fetched_at
     return existing, StoreOutcome.UPDATED
@@ -191,6 +209,84 @@ def needs_flag(article: Article, outcome: StoreOutcome, version: str) -> bool:
     return outcome is not StoreOutcome.UNCHANGED or article.keywords_version != version
 
 
+def article_id_by_url(session: Session, canonical_url: str) -> int | None:
+    return session.scalar(select(Article.id).where(Article.canonical_url == canonical_url))
+
+
+def canonical_url_by_guid(session: Session, source: str, guid: str) -> str | None:
+    """The archived URL of a source's feed entry, for entries that moved URL."""
+    return session.scalar(
+        select(Article.canonical_url)
+        .join(SourceRow, SourceRow.id == Article.source_id)
+        .where(SourceRow.name == source, Article.feed_guid == guid)
+        .order_by(Article.id)
+        .limit(1)
+    )
+
+
+def article_id_by_hash(session: Session, content_hash: str, exclude: int | None) -> int | None:
+    """The first archived article with exactly this text (another URL, any source)."""
+    query = select(Article.id).where(Article.content_hash == content_hash)
+    if exclude is not None:
+        query = query.where(Article.id != exclude)
+    return session.scalar(query.order_by(Article.id).limit(1))
+
+
+def band_candidates(
+    session: Session, keys: list[int], exclude: int | None, limit: int = 50
+) -> list[tuple[int, bytes]]:
+    """Articles sharing an LSH band key, most shared keys first: one indexed query."""
+    shared = func.count(LshBand.band_key).label("shared")
+    query = (
+        select(Article.id, Article.minhash)
+        .join(LshBand, LshBand.article_id == Article.id)
+        .where(LshBand.band_key.in_(keys), Article.minhash.is_not(None))
+        .group_by(Article.id, Article.minhash)
+        .order_by(shared.desc(), Article.id)
+        .limit(limit)
+    )
+    if exclude is not None:
+        query = query.where(Article.id != exclude)
+    return [(article_id, minhash) for article_id, minhash in session.execute(query) if minhash]
+
+
+def place_in_story(
+    session: Session,
+    article: Article,
+    duplicate_of: int | None,
+    similarity: float | None,
+    seen_at: datetime,
+) -> bool:
+    """Put a new article in its story: the matched article's, or a new one.
+
+    Returns True when it joined an existing story.
+    """
+    match = session.get(Article, duplicate_of) if duplicate_of is not None else None
+    if match is not None:
+        if match.cluster_id is None:  # archived before clustering existed
+            match.cluster = StoryCluster(first_seen_at=match.first_seen_at)
+            session.flush()
+            assert match.cluster is not None
+            match.cluster.first_article_id = match.id
+        article.cluster_id = match.cluster_id
+        article.duplicate_of, article.similarity = match.id, similarity
+        return True
+    cluster = StoryCluster(first_seen_at=seen_at)
+    session.add(cluster)
+    session.flush()
+    cluster.first_article_id = article.id
+    article.cluster_id = cluster.id
+    return False
+
+
+def set_signature(session: Session, article: Article, sig: bytes | None, keys: list[int]) -> None:
+    """Store the article's MinHash and replace its LSH band rows."""
+    article.minhash = sig
+    session.execute(delete(LshBand).where(LshBand.article_id == article.id))
+    if keys:
+        session.add_all(LshBand(band_key=key, article_id=article.id) for key in set(keys))
+
+
 @dataclass(frozen=True)
 class RunCounts:
     pages: int = 0
@@ -199,6 +295,7 @@ class RunCounts:
     unchanged: int = 0
     errors: int = 0
     flagged: int = 0
+    duplicate: int = 0
 
 
 def finish_run(
@@ -220,6 +317,7 @@ def finish_run(
     run.articles_unchanged = counts.unchanged
     run.errors = counts.errors
     run.articles_flagged = counts.flagged
+    run.articles_duplicate = counts.duplicate
     run.error_text = error_text
 
 

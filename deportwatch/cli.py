@@ -138,14 +138,17 @@ def _print_summary(summaries: list[RunSummary]) -> None:
     table = Table(title="Crawl summary")
     table.add_column("source", no_wrap=True)
     table.add_column("outcome", no_wrap=True)
-    for column in ("pages", "new", "updated", "unchanged", "flagged", "errors"):
+    for column in ("pages", "new", "new version", "duplicate", "unchanged", "flagged", "errors"):
         table.add_column(column, justify="right")
     colours = {"ok": "green", "partial": "yellow", "failed": "red", "interrupted": "red"}
     for s in summaries:
         table.add_row(
             s.source,
             f"[{colours.get(s.outcome, 'white')}]{s.outcome}[/]",
-            *(str(n) for n in (s.pages, s.new, s.updated, s.unchanged, s.flagged, s.errors)),
+            *(
+                str(n)
+                for n in (s.pages, s.new, s.updated, s.duplicate, s.unchanged, s.flagged, s.errors)
+            ),
         )
     out.print(table)
     for s in summaries:

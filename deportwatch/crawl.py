@@ -34,6 +34,7 @@ class RunSummary:
     unchanged: int
     errors: int
     flagged: int
+    duplicate: int
     error_text: str | None
 
 
@@ -69,12 +70,14 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
         "DOWNLOADER_MIDDLEWARES": middlewares,
         "ITEM_PIPELINES": {
             "pipeline.normalize.NormalizePipeline": 100,
+            "pipeline.dedup.DedupPipeline": 300,
             "pipeline.flag.FlagPipeline": 500,
             "pipeline.store.StorePipeline": 900,
         },
         "EXTENSIONS": {"deportwatch.runs.CrawlRunRecorder": 0},
         "DEPORTWATCH_DATABASE_URL": settings.database_url,
         "DEPORTWATCH_KEYWORDS": str(settings.keywords),
+        "DEPORTWATCH_DUPLICATE_THRESHOLD": settings.duplicate_threshold,
         "DEPORTWATCH_REPLAY_DIR": str(replay_dir) if replay_dir else None,
     }
 
@@ -108,6 +111,7 @@ def _read_summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:
                     run.articles_unchanged,
                     run.errors,
                     run.articles_flagged,
+                    run.articles_duplicate,
                     run.error_text,
                 )
                 for name, run in runs_by_id(session, run_ids)

@@ -68,6 +68,7 @@ class CrawlRunRecorder:
             unchanged=stat(f"{STAT_PREFIX}/unchanged"),
             errors=spider.error_count,
             flagged=stat(FLAGGED_STAT),
+            duplicate=stat(f"{STAT_PREFIX}/duplicate"),
         )
         with self.sessions.begin() as session:
             finish_run(

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     download_delay: float = Field(default=1.0, ge=0, description="Seconds between requests.")
     concurrent_requests_per_domain: int = Field(default=2, ge=1, le=16)
     max_response_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    duplicate_threshold: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Estimated Jaccard similarity above which two bodies are one story.",
+    )
     retry_times: int = Field(default=3, ge=0, le=10)
     retry_backoff: float = Field(
         default=2.0, ge=0, description="Seconds before the first retry; doubles each time."

@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import make_engine, make_sessionmaker
 from db.models import SourceRow
-from db.repository import apply_flag, needs_flag, upsert_article
+from db.repository import (
+    StoreOutcome,
+    apply_flag,
+    needs_flag,
+    place_in_story,
+    set_signature,
+    upsert_article,
+)
 from spiders.items import ArticleItem
 
 STAT_PREFIX = "deportwatch/articles"
@@ -55,7 +62,7 @@ class StorePipeline:
     def process_item(self, item: ArticleItem) -> ArticleItem:
         if item.canonical_url is None or item.content_hash is None:
             raise ValueError("store stage reached before normalize")
-        newly_flagged = False
+        newly_flagged = joined_story = False
         with self.sessions.begin() as session:
             article, outcome = upsert_article(
                 session,
@@ -64,10 +71,18 @@ class StorePipeline:
                 item.content_hash,
                 item,
             )
+            if outcome is StoreOutcome.NEW:
+                session.flush()
+                joined_story = place_in_story(
+                    session, article, item.duplicate_of, item.similarity, item.fetched_at
+                )
+            if outcome is not StoreOutcome.UNCHANGED or article.minhash is None:
+                set_signature(session, article, item.minhash, item.band_keys)
             if item.flag is not None and needs_flag(article, outcome, item.flag.version):
                 newly_flagged = apply_flag(session, article, item.flag, item.fetched_at)
         if self.stats is not None:
-            self.stats.inc_value(f"{STAT_PREFIX}/{outcome.value}")
+            kind = "duplicate" if joined_story else outcome.value
+            self.stats.inc_value(f"{STAT_PREFIX}/{kind}")
             if newly_flagged:
                 self.stats.inc_value(FLAGGED_STAT)
         return item

@@ -47,5 +47,11 @@ class ArticleItem:
     language: str | None = None
     content_hash: str | None = None
 
+    # Filled by the dedup stage.
+    minhash: bytes | None = None
+    band_keys: list[int] = field(default_factory=list)
+    duplicate_of: int | None = None  # id of the archived article this copies
+    similarity: float | None = None
+
     # Filled by the flag stage.
     flag: FlagResult | None = None

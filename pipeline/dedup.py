@@ -1,0 +1,75 @@
+"""Pipeline stage — dedup: is this article new, a new version, or a copy of a known story?
+
+Layers, cheapest first:
+1. canonical URL (made by normalize): the same page again is the same row;
+2. feed GUID: an entry of the same source whose URL changed is the same row;
+3. exact text (content hash): the same body at another URL joins that story;
+4. near-duplicate text (MinHash, LSH bands in an indexed table): a syndicated
+   or lightly reworded copy joins that story.
+The stage only decides; the store stage writes, in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from scrapy.crawler import Crawler
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.engine import make_engine, make_sessionmaker
+from db.repository import (
+    article_id_by_hash,
+    article_id_by_url,
+    band_candidates,
+    canonical_url_by_guid,
+)
+from pipeline.similarity import band_keys, signature, similarity
+from spiders.items import ArticleItem
+
+DEFAULT_THRESHOLD = 0.5
+
+
+class DedupPipeline:
+    def __init__(self, sessions: sessionmaker[Session], threshold: float = DEFAULT_THRESHOLD):
+        self.sessions = sessions
+        self.threshold = threshold
+        self._engine: Engine | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        engine = make_engine(crawler.settings["DEPORTWATCH_DATABASE_URL"])
+        threshold = crawler.settings.getfloat("DEPORTWATCH_DUPLICATE_THRESHOLD", DEFAULT_THRESHOLD)
+        stage = cls(make_sessionmaker(engine), threshold)
+        stage._engine = engine
+        return stage
+
+    def close_spider(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def process_item(self, item: ArticleItem) -> ArticleItem:
+        if item.canonical_url is None or item.content_hash is None:
+            raise ValueError("dedup stage reached before normalize")
+        item.minhash = signature(item.text)
+        item.band_keys = band_keys(item.minhash) if item.minhash else []
+        with self.sessions() as session:
+            if item.feed_guid:
+                known = canonical_url_by_guid(session, item.source, item.feed_guid)
+                if known is not None:
+                    item.canonical_url = known
+            own_id = article_id_by_url(session, item.canonical_url)
+            if item.text:
+                same_text = article_id_by_hash(session, item.content_hash, exclude=own_id)
+                if same_text is not None:
+                    item.duplicate_of, item.similarity = same_text, 1.0
+                    return item
+            if item.minhash:
+                best, best_score = None, 0.0
+                for article_id, other in band_candidates(session, item.band_keys, own_id):
+                    score = similarity(item.minhash, other)
+                    if score > best_score:
+                        best, best_score = article_id, score
+                if best is not None and best_score >= self.threshold:
+                    item.duplicate_of, item.similarity = best, best_score
+        return item

@@ -1,0 +1,58 @@
+"""Near-duplicate signatures: MinHash over word shingles, and LSH band keys.
+
+Syndicated copies differ in boilerplate ("Read the original article on The
+New Voice of Ukraine"), headlines and small edits; their bodies still share
+most three-word sequences. A MinHash signature estimates that overlap
+(Jaccard similarity); its LSH band keys, stored in an indexed table, let one
+query find the few archived articles worth comparing, however large the
+archive grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+from datasketch import MinHash
+
+from pipeline.text import fingerprint_text
+
+NUM_PERM = 64
+BANDS = 16  # 16 bands of 4 rows: pairs above ~0.5 Jaccard share a band key
+ROWS = NUM_PERM // BANDS
+SHINGLE = 3
+MIN_WORDS = 25  # shorter texts (posts, captions) have too few shingles to compare
+_WORDS = re.compile(r"\w+")
+_SEED = 1
+
+
+def shingles(text: str) -> set[bytes]:
+    words = _WORDS.findall(fingerprint_text(text))
+    return {" ".join(words[i : i + SHINGLE]).encode() for i in range(len(words) - SHINGLE + 1)}
+
+
+def signature(text: str) -> bytes | None:
+    """The MinHash of the text's 3-word shingles as 256 bytes; None for short texts."""
+    if len(_WORDS.findall(text)) < MIN_WORDS:
+        return None
+    minhash = MinHash(num_perm=NUM_PERM, seed=_SEED)
+    minhash.update_batch(sorted(shingles(text)))
+    return bytes(minhash.hashvalues.astype("<u4").tobytes())
+
+
+def band_keys(sig: bytes) -> list[int]:
+    """One signed 64-bit key per band (PostgreSQL's bigint), band number included."""
+    keys = []
+    for band in range(BANDS):
+        chunk = sig[band * ROWS * 4 : (band + 1) * ROWS * 4]
+        digest = hashlib.blake2b(bytes([band]) + chunk, digest_size=8).digest()
+        keys.append(int.from_bytes(digest, "big", signed=True))
+    return keys
+
+
+def similarity(a: bytes, b: bytes) -> float:
+    """Estimated Jaccard similarity of two signatures."""
+    left = np.frombuffer(a, dtype="<u4")
+    right = np.frombuffer(b, dtype="<u4")
+    return float(np.count_nonzero(left == right)) / NUM_PERM
