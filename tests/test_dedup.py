@@ -1,0 +1,212 @@
+"""Deduplication on SQLite and PostgreSQL: one story once, with its sources and versions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from scrapy.statscollectors import MemoryStatsCollector
+from scrapy.utils.test import get_crawler
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from db.engine import make_sessionmaker
+from db.models import Article, ArticleVersion, LshBand, StoryCluster
+from db.repository import ensure_source
+from pipeline.dedup import DedupPipeline
+from pipeline.normalize import NormalizePipeline
+from pipeline.similarity import signature, similarity
+from pipeline.store import StorePipeline
+from spiders.items import DateCandidate
+from tests.helpers import FETCHED, article_item
+
+STORY = (
+    "Almost 10,000 children from Ukraine's occupied territories were sent to Russia in the "
+    "autumn of 2023 alone under the label of health improvement trips, the National Resistance "
+    "Center reported.\nIn these camps the children are exposed to propaganda, and Russian "
+    "officials frequently refuse to hand them back to their legal guardians, the center said.\n"
+    "According to the center, Moscow set a quota of 2,500 children to be moved out of every "
+    "occupied region. Medical certificates for the trips are issued by doctors brought in from Russia."
+)
+SYNDICATED = (
+    "Almost 10,000 children from Ukraine's occupied territories were sent to Russia in the "
+    "autumn of 2023 alone under the label of health improvement trips, the National Resistance "
+    "Center reported.\nIn these camps the children are exposed to propaganda, and Russian "
+    "officials frequently refuse to hand them back to their legal guardians, the center said.\n"
+    "According to the center, Moscow set a quota of 2,500 children to be moved out of every "
+    "occupied region. Medical certificates for the trips are issued by doctors brought in from Russia.\n"
+    "We're bringing the voice of Ukraine to the world. Support us with a one-time donation.\n"
+    "Read the original article on The New Voice of Ukraine"
+)
+REWORDED = (
+    "Nearly 10,000 children from Ukraine's occupied territories were sent to Russia in the "
+    "autumn of 2023 alone under the label of health improvement trips, the National Resistance "
+    "Center said.\nIn these camps the children are exposed to propaganda, and Russian "
+    "officials often refuse to hand them back to their legal guardians, the center added.\n"
+    "According to the center, Moscow set a quota of 2,500 children to be moved out of each "
+    "occupied region. Medical certificates for the trips are issued by doctors brought from Russia."
+)
+SAME_TOPIC = (
+    "Almost 400 children from Ukraine's occupied territories have been brought back from Russia "
+    "since the start of the year, the Ombudsman reported.\nMany of them had been sent to camps "
+    "in Crimea and the Krasnodar region, and their legal guardians travelled through a third "
+    "country to collect them, he said.\nThe returns were organized with the help of charities; "
+    "each case took months of searching and negotiation with Russian officials."
+)
+
+
+@pytest.fixture
+def pipeline(engine: Engine) -> tuple[DedupPipeline, StorePipeline]:
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        for name in ("nv-en", "yahoo", "kyiv-independent"):
+            ensure_source(session, name, "feed")
+    stats = MemoryStatsCollector(get_crawler())
+    return DedupPipeline(sessions, threshold=0.5), StorePipeline(sessions, stats)
+
+
+def ingest(
+    pipeline: tuple[DedupPipeline, StorePipeline], url: str, text: str, **kw: object
+) -> None:
+    dedup, store = pipeline
+    item = NormalizePipeline().process_item(
+        article_item(url=url, final_url=url, text=text, **kw)  # type: ignore[arg-type]
+    )
+    store.process_item(dedup.process_item(item))
+
+
+def rows(session: Session) -> list[Article]:
+    session.expire_all()
+    return list(session.scalars(select(Article).order_by(Article.id)))
+
+
+def stat(pipeline: tuple[DedupPipeline, StorePipeline], kind: str) -> int:
+    assert pipeline[1].stats is not None
+    return int(pipeline[1].stats.get_value(f"deportwatch/articles/{kind}", 0))
+
+
+def test_signature_separates_copies_from_other_stories() -> None:
+    base = signature(STORY)
+    assert base is not None
+    assert similarity(base, signature(SYNDICATED) or b"") >= 0.6
+    assert similarity(base, signature(REWORDED) or b"") >= 0.5
+    assert similarity(base, signature(SAME_TOPIC) or b"") < 0.2
+    assert signature("Too short for shingles.") is None
+
+
+def test_syndicated_copy_joins_the_story(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    ingest(pipeline, "https://english.nv.ua/nation/camps-50379522.html", STORY, source="nv-en")
+    ingest(
+        pipeline,
+        "https://www.yahoo.com/news/russia-took-children-camps-123.html",
+        SYNDICATED,
+        source="yahoo",
+        fetched_at=FETCHED + timedelta(hours=2),
+    )
+    original, copy = rows(session)
+    assert copy.cluster_id == original.cluster_id is not None
+    assert copy.duplicate_of == original.id
+    assert copy.similarity is not None
+    assert copy.similarity >= 0.5
+    assert copy.source.name == "yahoo"
+    cluster = session.get_one(StoryCluster, original.cluster_id)
+    assert cluster.first_article_id == original.id
+    assert cluster.first_seen_at == FETCHED
+    assert [m.id for m in cluster.members] == [original.id, copy.id]
+    assert (stat(pipeline, "new"), stat(pipeline, "duplicate")) == (1, 1)
+
+
+def test_same_text_at_two_urls_is_one_story(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    ingest(pipeline, "https://kyivindependent.com/story-a/", STORY)
+    ingest(pipeline, "https://kyivindependent.com/news/story-a-copy/", STORY)
+    first, second = rows(session)
+    assert (second.cluster_id, second.duplicate_of, second.similarity) == (
+        first.cluster_id,
+        first.id,
+        1.0,
+    )
+
+
+def test_reworded_copy_joins_the_story(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    ingest(pipeline, "https://english.nv.ua/a.html", STORY, source="nv-en")
+    ingest(pipeline, "https://kyivindependent.com/b/", REWORDED)
+    first, second = rows(session)
+    assert second.cluster_id == first.cluster_id
+
+
+def test_different_story_on_the_same_topic_does_not_merge(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    ingest(pipeline, "https://english.nv.ua/a.html", STORY, source="nv-en")
+    ingest(pipeline, "https://kyivindependent.com/returns/", SAME_TOPIC)
+    first, second = rows(session)
+    assert second.cluster_id != first.cluster_id
+    assert second.duplicate_of is None
+    assert session.scalar(select(func.count()).select_from(StoryCluster)) == 2
+
+
+def test_edit_becomes_a_version(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    url = "https://kyivindependent.com/story/"
+    ingest(pipeline, url, STORY, title="Russia took 9,000 children")
+    edited_at = FETCHED + timedelta(hours=5)
+    ingest(
+        pipeline,
+        url,
+        STORY + "\nUpdate: the figure was confirmed.",
+        title="Russia took 10,000 children",
+        fetched_at=edited_at,
+    )
+    [article] = rows(session)
+    assert article.title == "Russia took 10,000 children"
+    assert article.text.endswith("Update: the figure was confirmed.")
+    [version] = article.versions
+    assert (version.title, version.text) == ("Russia took 9,000 children", STORY)
+    assert (version.seen_from, version.seen_until) == (FETCHED, edited_at)
+    assert stat(pipeline, "updated") == 1
+    assert article.cluster_id is not None  # still its own story
+    assert session.scalar(select(func.count()).select_from(StoryCluster)) == 1
+
+
+def test_pubdate_churn_is_not_a_version(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    url = "https://kyivindependent.com/story/"
+    ingest(
+        pipeline, url, STORY, date_candidates=[DateCandidate("feed", "2023-12-28T10:00:00+00:00")]
+    )
+    ingest(
+        pipeline,
+        url,
+        STORY,
+        date_candidates=[DateCandidate("feed", "2023-12-29T08:30:00+00:00")],
+        fetched_at=FETCHED + timedelta(hours=1),
+    )
+    [article] = rows(session)
+    assert article.versions == []
+    assert stat(pipeline, "unchanged") == 1
+    assert session.scalar(select(func.count()).select_from(ArticleVersion)) == 0
+
+
+def test_feed_guid_keeps_a_moved_entry_in_its_row(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    ingest(pipeline, "https://kyivindependent.com/draft-slug/", STORY, feed_guid="64303a1f")
+    ingest(pipeline, "https://kyivindependent.com/final-slug/", STORY, feed_guid="64303a1f")
+    [article] = rows(session)
+    assert article.canonical_url == "https://kyivindependent.com/draft-slug"
+
+
+def test_band_rows_follow_the_text(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    url = "https://kyivindependent.com/story/"
+    ingest(pipeline, url, STORY)
+    [article] = rows(session)
+    before = set(session.scalars(select(LshBand.band_key).where(LshBand.article_id == article.id)))
+    assert len(before) == 16
+    ingest(pipeline, url, SAME_TOPIC, fetched_at=FETCHED + timedelta(hours=1))
+    after = set(session.scalars(select(LshBand.band_key).where(LshBand.article_id == article.id)))
+    assert len(after) == 16
+    assert before.isdisjoint(after)
+
+
+def test_short_texts_match_only_exactly(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    ingest(pipeline, "https://t.me/s/ch/1", "Ще 11 дітей повернули додому.")
+    ingest(pipeline, "https://t.me/s/other/2", "Ще 11 дітей повернули додому.")
+    ingest(pipeline, "https://t.me/s/other/3", "Ще 12 дітей повернули додому.")
+    first, same, other = rows(session)
+    assert same.cluster_id == first.cluster_id
+    assert other.cluster_id != first.cluster_id
+    assert first.minhash is None
