@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -11,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from db.engine import describe_url
+from db.engine import describe_url, make_engine
 from deportwatch.errors import DeportwatchError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -46,3 +48,15 @@ def upgrade(engine: Engine) -> None:
         raise DeportwatchError(
             f"database {describe_url(str(engine.url))}: cannot open or migrate ({reason})"
         ) from None
+
+
+@contextmanager
+def open_archive(url: str, migrate: bool = True) -> Iterator[Engine]:
+    """An engine on the archive, schema brought up to date, always disposed after use."""
+    engine = make_engine(url)
+    try:
+        if migrate:
+            upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()

@@ -9,17 +9,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.engine import describe_url, make_engine, make_sessionmaker
-from db.migrate import current_revision, upgrade
+from db.migrate import current_revision, open_archive
 from db.repository import last_runs
 from deportwatch.crawl import RunSummary, run_crawl
 from deportwatch.dates import parse_since
@@ -28,6 +29,7 @@ from deportwatch.keywords import load_taxonomy
 from deportwatch.reflag import count_articles
 from deportwatch.reflag import reflag as run_reflag
 from deportwatch.settings import Settings, load_settings
+from deportwatch.show import article_record, load_article, version_diffs
 from deportwatch.sources import Source, load_sources
 from pipeline.language import detect_language
 from pipeline.matcher import FlagResult, Matcher
@@ -48,6 +50,11 @@ err = Console(stderr=True, width=_PIPE_WIDTH)
 
 class ListFormat(StrEnum):
     table = "table"
+    json = "json"
+
+
+class ShowFormat(StrEnum):
+    text = "text"
     json = "json"
 
 
@@ -77,10 +84,8 @@ def init() -> None:
     """
     with reported_errors():
         settings = _settings()
-        engine = make_engine(settings.database_url)
-        upgrade(engine)
-        revision = current_revision(engine)
-        engine.dispose()
+        with open_archive(settings.database_url) as engine:
+            revision = current_revision(engine)
         out.print(f"Archive ready: {describe_url(settings.database_url)} (schema {revision})")
 
 
@@ -331,21 +336,84 @@ def reflag(
         if source is not None and load_sources(settings.sources).get(source) is None:
             known = ", ".join(s.name for s in load_sources(settings.sources).sources)
             raise UsageError(f"unknown source '{source}' (known: {known})")
-        engine = make_engine(settings.database_url)
-        upgrade(engine)
-        sessions = make_sessionmaker(engine)
-        total = count_articles(sessions, since_at, source)
-        with Progress(console=err, transient=True) as progress:
-            task = progress.add_task("reflagging", total=total)
-            counts = run_reflag(
-                sessions, matcher, since_at, source, lambda n: progress.advance(task, n)
-            )
-        engine.dispose()
+        with open_archive(settings.database_url) as engine:
+            sessions = make_sessionmaker(engine)
+            total = count_articles(sessions, since_at, source)
+            with Progress(console=err, transient=True) as progress:
+                task = progress.add_task("reflagging", total=total)
+                counts = run_reflag(
+                    sessions, matcher, since_at, source, lambda n: progress.advance(task, n)
+                )
     out.print(
         f"Reflagged {counts.examined} articles with keywords {matcher.taxonomy.version}: "
         f"{counts.became_flagged} became flagged, {counts.became_unflagged} became unflagged, "
         f"{counts.still_flagged} still flagged."
     )
+
+
+@app.command()
+def show(
+    article_id: Annotated[int, typer.Argument(help="The article's id.")],
+    output: Annotated[ShowFormat, typer.Option("--format", help="Output format.")] = (
+        ShowFormat.text
+    ),
+) -> None:
+    """Show one article: metadata, flag evidence, the other members of its story,
+    and its earlier versions (with a diff in text mode).
+
+    Example: deportwatch show 42 --format json
+    """
+    with reported_errors():
+        settings = _settings()
+        with open_archive(settings.database_url) as engine, make_sessionmaker(engine)() as session:
+            article = load_article(session, article_id)
+            record = article_record(article)
+            diffs = version_diffs(article)
+    if output is ShowFormat.json:
+        out.print_json(json.dumps(record, ensure_ascii=False))
+        return
+    _print_article(record, diffs)
+
+
+def _highlight(snippet: str) -> str:
+    """A stored snippet's **match** in bold red, the rest escaped (scraped text is not markup)."""
+    parts = escape(snippet).split("**")
+    return "".join(f"[bold red]{p}[/]" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
+    # Everything scraped is escaped: a title or URL is text, never Rich markup.
+    out.rule(f"[bold]#{record['id']}[/] {escape(record['title'])}", align="left")
+    for label, key in (
+        ("source", "source"), ("url", "url"), ("canonical", "canonical_url"),
+        ("published", "published_at"), ("date from", "date_origin"), ("language", "language"),
+        ("author", "author"), ("first seen", "first_seen_at"), ("last seen", "last_seen_at"),
+    ):  # fmt: skip
+        if record[key]:
+            out.print(f"[dim]{label:>10}[/] {escape(str(record[key]))}", highlight=False)
+    if record["flagged"]:
+        out.print(
+            f"[dim]{'flagged':>10}[/] [red]{', '.join(record['flag_categories'])}[/] "
+            f"(score {record['flag_score']}, keywords {record['keywords_version']})"
+        )
+        for match in record["matches"]:
+            out.print(
+                f"           · {match['category']}/{match['rule']}: {_highlight(match['snippet'])}",
+                highlight=False,
+            )
+    story = record["story"]
+    if story["members"]:
+        out.print(f"[dim]{'story':>10}[/] #{story['cluster_id']}, also carried by:")
+        for member in story["members"]:
+            out.print(
+                f"           · #{member['id']} {member['source']}: {escape(member['url'])}",
+                highlight=False,
+            )
+    out.print()
+    out.print(record["text"], highlight=False, markup=False)
+    for diff in diffs:
+        out.print()
+        out.print(diff, highlight=False, markup=False)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_commands_exist() -> None:
-    assert COMMANDS == ["crawl", "flag", "init", "reflag", "sources"]
+    assert COMMANDS == ["crawl", "flag", "init", "reflag", "show", "sources"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

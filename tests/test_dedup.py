@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -9,10 +10,12 @@ from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.test import get_crawler
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from db.engine import make_sessionmaker
 from db.models import Article, ArticleVersion, LshBand, StoryCluster
 from db.repository import ensure_source
+from deportwatch.cli import app
 from pipeline.dedup import DedupPipeline
 from pipeline.normalize import NormalizePipeline
 from pipeline.similarity import signature, similarity
@@ -210,3 +213,52 @@ def test_short_texts_match_only_exactly(pipeline, session: Session) -> None:  # 
     assert same.cluster_id == first.cluster_id
     assert other.cluster_id != first.cluster_id
     assert first.minhash is None
+
+
+# --- deportwatch show ------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def test_show_lists_story_members_and_versions(
+    pipeline,
+    session: Session,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.setenv("DEPORTWATCH_DATABASE_URL", database_url)
+    url = "https://english.nv.ua/nation/camps-50379522.html"
+    ingest(pipeline, url, STORY + " [red]not markup[/]", source="nv-en", title="Russia took 9,000")
+    ingest(
+        pipeline,
+        url,
+        STORY + " [red]not markup[/]\nUpdate: figure confirmed.",
+        source="nv-en",
+        title="Russia took 10,000 children [bold]x[/]",
+        fetched_at=FETCHED + timedelta(hours=3),
+    )
+    ingest(pipeline, "https://www.yahoo.com/news/camps-1.html", SYNDICATED, source="yahoo")
+    original, copy = rows(session)
+
+    result = runner.invoke(
+        app, ["show", str(original.id), "--format", "json"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["story"]["cluster_id"] == original.cluster_id
+    assert [m["id"] for m in record["story"]["members"]] == [copy.id]
+    assert record["story"]["members"][0]["source"] == "yahoo"
+    assert [v["title"] for v in record["versions"]] == ["Russia took 9,000"]
+    assert record["canonical_url"] == url
+
+    text = runner.invoke(app, ["show", str(original.id)], catch_exceptions=False)
+    assert text.exit_code == 0
+    assert f"#{copy.id} yahoo: https://www.yahoo.com/news/camps-1.html" in text.output
+    assert "+Update: figure confirmed." in text.output  # the diff between versions
+    # scraped text is printed, never interpreted as markup
+    assert "Russia took 10,000 children [bold]x[/]" in text.output
+    assert "[red]not markup[/]" in text.output
+
+    missing = runner.invoke(app, ["show", "999999"], catch_exceptions=False)
+    assert missing.exit_code == 2
+    assert "no article with id 999999" in missing.output

@@ -319,3 +319,53 @@ def test_robots_txt_is_obeyed(site: LoopbackSite, loopback_outlet: Path, tmp_pat
     [(_, run)] = runs(env_url)
     assert run.outcome == "partial"
     assert run.error_text == f"{site.base}/news/{KHARKIV}/?utm_source=rss: forbidden by robots.txt"
+
+
+def test_two_outlets_carrying_the_same_stories_make_clusters(
+    database_url: str, site: LoopbackSite, tmp_path: Path
+) -> None:
+    """An outlet and a syndicator carry the same two stories at different URLs,
+    the syndicator with its own boilerplate; one crawl groups them by story."""
+    nrc = (KI / NRC / "index.html").read_text(encoding="utf-8")
+    kharkiv = (KI / KHARKIV / "index.html").read_text(encoding="utf-8")
+    trailer = "<p>Read the original article on The Kyiv Independent.</p><p>Follow us for more.</p>"
+    site.write(f"/outlet/{NRC}/", nrc)
+    site.write(f"/outlet/{KHARKIV}/", kharkiv)
+    site.write(
+        "/syndicator/story-1/", nrc.replace("</div>\n</article>", trailer + "</div>\n</article>")
+    )
+    site.write(
+        "/syndicator/story-2/",
+        kharkiv.replace("</div>\n</article>", trailer + "</div>\n</article>"),
+    )
+    date = "Fri, 07 Apr 2023 15:37:50 GMT"
+    site.write(
+        "/outlet/feed.xml",
+        feed(site.base, [(f"/outlet/{NRC}/", "a", date), (f"/outlet/{KHARKIV}/", "b", date)]),
+    )
+    site.write(
+        "/syndicator/feed.xml",
+        feed(site.base, [("/syndicator/story-1/", "a", date), ("/syndicator/story-2/", "b", date)]),
+    )
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        "".join(
+            f'[[source]]\nname = "{name}"\nkind = "feed"\nstart_urls = ["{site.base}/{name}/feed.xml"]\nlanguages = ["en"]\n\n'
+            for name in ("outlet", "syndicator")
+        )
+    )
+    result = run_cli(["crawl", "outlet"], database_url, sources, tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = run_cli(["crawl", "syndicator"], database_url, sources, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "duplicate" in result.stdout
+
+    rows = articles(database_url)
+    assert len(rows) == 4
+    by_url = {r.url.removeprefix(site.base): r for r in rows}
+    assert by_url["/syndicator/story-1/"].cluster_id == by_url[f"/outlet/{NRC}/"].cluster_id
+    assert by_url["/syndicator/story-2/"].cluster_id == by_url[f"/outlet/{KHARKIV}/"].cluster_id
+    assert by_url[f"/outlet/{NRC}/"].cluster_id != by_url[f"/outlet/{KHARKIV}/"].cluster_id
+    assert by_url["/syndicator/story-1/"].duplicate_of == by_url[f"/outlet/{NRC}/"].id
+    syndicator_run = runs(database_url)[-1][1]
+    assert (syndicator_run.articles_new, syndicator_run.articles_duplicate) == (0, 2)

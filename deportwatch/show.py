@@ -1,0 +1,109 @@
+"""One article as a researcher cites it: metadata, flag evidence, its story, its versions."""
+
+from __future__ import annotations
+
+import difflib
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from db.models import Article, StoryCluster
+from deportwatch.errors import UsageError
+
+
+def load_article(session: Session, article_id: int) -> Article:
+    article = session.scalar(
+        select(Article)
+        .where(Article.id == article_id)
+        .options(
+            selectinload(Article.matches),
+            selectinload(Article.versions),
+            selectinload(Article.cluster).selectinload(StoryCluster.members),
+        )
+    )
+    if article is None:
+        raise UsageError(f"no article with id {article_id}")
+    return article
+
+
+def _time(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def article_record(article: Article) -> dict[str, Any]:
+    """Every stored field a user may cite, as JSON-ready values."""
+    members = article.cluster.members if article.cluster else [article]
+    return {
+        "id": article.id,
+        "source": article.source.name,
+        "title": article.title,
+        "url": article.url,
+        "canonical_url": article.canonical_url,
+        "final_url": article.final_url,
+        "page_canonical_url": article.page_canonical_url,
+        "author": article.author,
+        "published_at": _time(article.published_at),
+        "date_origin": article.date_origin,
+        "first_seen_at": _time(article.first_seen_at),
+        "last_seen_at": _time(article.last_seen_at),
+        "language": article.language,
+        "flagged": article.flagged,
+        "flag_score": article.flag_score,
+        "flag_categories": (article.flag_categories or "").split(",") if article.flagged else [],
+        "keywords_version": article.keywords_version,
+        "matches": [
+            {
+                "category": m.category,
+                "rule": m.rule,
+                "term": m.term,
+                "field": m.field,
+                "start": m.start,
+                "end": m.end,
+                "snippet": m.snippet,
+            }
+            for m in article.matches
+        ],
+        "story": {
+            "cluster_id": article.cluster_id,
+            "first_article_id": article.cluster.first_article_id if article.cluster else None,
+            "duplicate_of": article.duplicate_of,
+            "similarity": article.similarity,
+            "members": [
+                {
+                    "id": m.id,
+                    "source": m.source.name,
+                    "url": m.url,
+                    "title": m.title,
+                    "first_seen_at": _time(m.first_seen_at),
+                }
+                for m in members
+                if m.id != article.id
+            ],
+        },
+        "versions": [
+            {
+                "title": v.title,
+                "text": v.text,
+                "seen_from": _time(v.seen_from),
+                "seen_until": _time(v.seen_until),
+            }
+            for v in article.versions
+        ],
+        "text": article.text,
+    }
+
+
+def version_diffs(article: Article) -> list[str]:
+    """A unified diff from each version to the next, the last one to the current text."""
+    texts = [(v.text, v.seen_from.isoformat()) for v in article.versions]
+    texts.append((article.text, "current"))
+    return [
+        "\n".join(
+            difflib.unified_diff(
+                old.splitlines(), new.splitlines(), fromfile=old_at, tofile=new_at, lineterm=""
+            )
+        )
+        for (old, old_at), (new, new_at) in pairwise(texts)
+    ]
