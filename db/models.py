@@ -121,6 +121,9 @@ class Article(Base):
         index=True,
     )
     minhash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Hash of the feed entry's title and summary (not its date, which some
+    # sites change on every refresh): unchanged means no need to fetch again.
+    feed_meta_hash: Mapped[str | None] = mapped_column(String(64))
     duplicate_of: Mapped[int | None]  # the archived article it was matched to
     similarity: Mapped[float | None] = mapped_column(Float)  # 1.0 = same text
 
@@ -181,3 +184,18 @@ class LshBand(Base):
     article_id: Mapped[int] = mapped_column(
         ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+class FetchState(Base):
+    """What a feed URL answered last time a crawl of it ended well (conditional GET)."""
+
+    __tablename__ = "fetch_state"
+
+    url: Mapped[str] = mapped_column(Text, primary_key=True)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    body_hash: Mapped[str | None] = mapped_column(String(64))
+    # JSON list of the canonical URLs the feed listed: a 304 means they were all
+    # listed again, so they are marked seen without fetching anything.
+    entry_urls: Mapped[str | None] = mapped_column(Text)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,7 @@ from db.models import (
     Article,
     ArticleVersion,
     CrawlRun,
+    FetchState,
     FlagMatch,
     LshBand,
     SourceRow,
@@ -30,6 +32,7 @@ class ArticleLike(Protocol):
     final_url: str
     page_canonical_url: str | None
     feed_guid: str | None
+    feed_meta_hash: str | None
     title: str
     author: str | None
     summary: str | None
@@ -113,6 +116,7 @@ def _apply(article: Article, item: ArticleLike, content_hash: str) -> None:
     article.final_url = item.final_url
     article.page_canonical_url = item.page_canonical_url
     article.feed_guid = item.feed_guid or article.feed_guid
+    article.feed_meta_hash = item.feed_meta_hash or article.feed_meta_hash
     article.title = item.title
     article.author = item.author
     article.summary = item.summary
@@ -285,6 +289,55 @@ def set_signature(session: Session, article: Article, sig: bytes | None, keys: l
     session.execute(delete(LshBand).where(LshBand.article_id == article.id))
     if keys:
         session.add_all(LshBand(band_key=key, article_id=article.id) for key in set(keys))
+
+
+@dataclass(frozen=True)
+class KnownEntry:
+    feed_meta_hash: str | None
+    first_seen_at: datetime
+
+
+def known_entries(session: Session, canonical_urls: list[str]) -> dict[str, KnownEntry]:
+    """Which of these URLs are archived, with what feed metadata: one indexed query."""
+    if not canonical_urls:
+        return {}
+    rows = session.execute(
+        select(Article.canonical_url, Article.feed_meta_hash, Article.first_seen_at).where(
+            Article.canonical_url.in_(canonical_urls)
+        )
+    )
+    return {url: KnownEntry(meta, first_seen) for url, meta, first_seen in rows}
+
+
+def mark_seen(session: Session, canonical_urls: list[str], seen_at: datetime) -> None:
+    """Entries still listed by their feed but not fetched again: seen all the same."""
+    if canonical_urls:
+        session.execute(
+            update(Article)
+            .where(Article.canonical_url.in_(canonical_urls), Article.last_seen_at < seen_at)
+            .values(last_seen_at=seen_at)
+        )
+
+
+def fetch_state(session: Session, url: str) -> FetchState | None:
+    return session.get(FetchState, url)
+
+
+def save_fetch_state(
+    session: Session,
+    url: str,
+    *,
+    etag: str | None,
+    last_modified: str | None,
+    body_hash: str | None,
+    entry_urls: list[str],
+    checked_at: datetime,
+) -> None:
+    state = session.get(FetchState, url) or FetchState(url=url)
+    state.etag, state.last_modified, state.body_hash = etag, last_modified, body_hash
+    state.entry_urls = json.dumps(entry_urls)
+    state.checked_at = checked_at
+    session.add(state)
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
         "DEPORTWATCH_DATABASE_URL": settings.database_url,
         "DEPORTWATCH_KEYWORDS": str(settings.keywords),
         "DEPORTWATCH_DUPLICATE_THRESHOLD": settings.duplicate_threshold,
+        "DEPORTWATCH_RECHECK_HOURS": settings.recheck_hours,
         "DEPORTWATCH_REPLAY_DIR": str(replay_dir) if replay_dir else None,
     }
 

@@ -10,7 +10,8 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from db.engine import make_engine, make_sessionmaker
-from db.repository import RunCounts, finish_run
+from db.repository import RunCounts, finish_run, mark_seen, save_fetch_state
+from db.types import utcnow
 from pipeline.store import FLAGGED_STAT, STAT_PREFIX
 from spiders.base import SourceSpider
 
@@ -70,11 +71,24 @@ class CrawlRunRecorder:
             flagged=stat(FLAGGED_STAT),
             duplicate=stat(f"{STAT_PREFIX}/duplicate"),
         )
+        outcome = run_outcome(reason, spider)
         with self.sessions.begin() as session:
+            mark_seen(session, spider.skipped, utcnow())
+            if outcome == "ok":
+                for url, state in spider.pending_states.items():
+                    save_fetch_state(
+                        session,
+                        url,
+                        etag=state.etag,
+                        last_modified=state.last_modified,
+                        body_hash=state.body_hash,
+                        entry_urls=state.entry_urls,
+                        checked_at=utcnow(),
+                    )
             finish_run(
                 session,
                 spider.run_id,
-                outcome=run_outcome(reason, spider),
+                outcome=outcome,
                 finish_reason=reason,
                 counts=counts,
                 error_text="\n".join(spider.error_lines) or None,

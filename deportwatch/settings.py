@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         le=1,
         description="Estimated Jaccard similarity above which two bodies are one story.",
     )
+    recheck_hours: float = Field(
+        default=48,
+        ge=0,
+        description="Archived entries younger than this are fetched again (edits come early).",
+    )
     retry_times: int = Field(default=3, ge=0, le=10)
     retry_backoff: float = Field(
         default=2.0, ge=0, description="Seconds before the first retry; doubles each time."

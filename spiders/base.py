@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Self
 
 import scrapy
+from scrapy import signals
+from scrapy.crawler import Crawler
 from scrapy.http import Response, TextResponse
+from sqlalchemy.orm import Session, sessionmaker
 from twisted.python.failure import Failure
 
+from db.engine import make_engine, make_sessionmaker
 from deportwatch.sources import Source
 from spiders.extract import FeedHints, extract_article
 from spiders.failures import describe_failure
@@ -18,10 +23,44 @@ from spiders.items import ArticleItem
 MAX_ERROR_LINES = 20  # the run keeps the first few messages; the count keeps them all
 
 
+@dataclass(frozen=True)
+class PendingFetchState:
+    """What a start URL answered; saved only if the whole crawl ends well, so a
+    failed article is retried next time instead of hidden behind a 304."""
+
+    etag: str | None
+    last_modified: str | None
+    body_hash: str
+    entry_urls: list[str]
+
+
 class SourceSpider(scrapy.Spider):
-    """A spider for one configured source; subclasses implement one *kind*."""
+    """A spider for one configured source; subclasses implement one *kind*.
+
+    Built by ``from_crawler`` it reads the archive (fetch state of its start
+    URLs, which entries are known); built directly, as in unit tests, it
+    simply fetches everything.
+    """
 
     kind: ClassVar[str]
+    archive: sessionmaker[Session] | None = None
+    recheck_window = timedelta(hours=48)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        engine = make_engine(crawler.settings["DEPORTWATCH_DATABASE_URL"])
+        spider.archive = make_sessionmaker(engine)
+        spider.recheck_window = timedelta(
+            hours=crawler.settings.getfloat("DEPORTWATCH_RECHECK_HOURS", 48)
+        )
+        crawler.signals.connect(lambda **_: engine.dispose(), signals.spider_closed, weak=False)
+        return spider
+
+    def stat(self, key: str, count: int = 1) -> None:
+        crawler = getattr(self, "crawler", None)
+        if crawler is not None and crawler.stats is not None:
+            crawler.stats.inc_value(key, count)
 
     def __init__(self, source: Source, run_id: int | None = None, **kwargs: Any) -> None:
         super().__init__(name=source.name, **kwargs)
@@ -31,6 +70,8 @@ class SourceSpider(scrapy.Spider):
         self.error_lines: list[str] = []
         self.start_failures = 0
         self.run_id = run_id
+        self.pending_states: dict[str, PendingFetchState] = {}
+        self.skipped: list[str] = []  # canonical URLs listed again, not fetched again
 
     def record_error(self, url: str, message: str) -> None:
         """Count an error against this crawl; the first few are kept verbatim."""
@@ -81,6 +122,7 @@ class SourceSpider(scrapy.Spider):
             if found.canonical_url
             else None,
             feed_guid=hints.guid,
+            feed_meta_hash=hints.meta_hash,
             author=found.author,
             summary=found.summary,
             date_candidates=found.date_candidates,

@@ -36,6 +36,7 @@ class FeedHints:
     author: str | None = None
     summary: str | None = None
     guid: str | None = None
+    meta_hash: str | None = None  # title and summary, for "is this entry unchanged?"
 
 
 @dataclass

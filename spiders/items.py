@@ -34,6 +34,7 @@ class ArticleItem:
     fetched_at: datetime
     page_canonical_url: str | None = None
     feed_guid: str | None = None
+    feed_meta_hash: str | None = None
     author: str | None = None
     summary: str | None = None
     date_candidates: list[DateCandidate] = field(default_factory=list)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from scrapy import Request
 from scrapy.http import HtmlResponse, Response, TextResponse, XmlResponse
 
 from deportwatch.sources import load_sources, parse_sources
 from spiders.extract import FeedHints
-from spiders.feed import FeedSpider
+from spiders.feed import FeedSpider, entry_hints
 from spiders.items import ArticleItem
 from tests.conftest import REPO
 from tests.helpers import snapshot_response
@@ -29,16 +31,27 @@ def test_feed_entries_become_article_requests_with_hints() -> None:
         "https://kyivindependent.com/ombudsman-31-children-brought-back-to-ukraine/?utm_source=rss&utm_medium=feed",
     ]
     hints = requests[0].cb_kwargs["hints"]
+    title = "National Resistance Center: Russia moves deported Ukrainians to 55 distant regions"
+    summary = (
+        "Civilians taken from occupied areas are being settled far from Ukraine and pushed "
+        "towards Russian passports, the military's National Resistance Center said."
+    )
     assert hints == FeedHints(
-        title="National Resistance Center: Russia moves deported Ukrainians to 55 distant regions",
+        title=title,
         published="2023-04-07T15:37:50+00:00",
         author="The Kyiv Independent news desk",
-        summary=(
-            "Civilians taken from occupied areas are being settled far from Ukraine and pushed "
-            "towards Russian passports, the military's National Resistance Center said."
-        ),
+        summary=summary,
         guid="64303a1f9d2c7e0001a4b101",
+        meta_hash=hashlib.sha256(f"{title}\n{summary}".encode()).hexdigest(),
     )
+
+
+def test_entry_metadata_hash_ignores_the_date() -> None:
+    entry = {"title": "T", "summary": "S", "published_parsed": (2023, 4, 7, 15, 0, 0, 4, 97, 0)}
+    churned = entry | {"published_parsed": (2023, 4, 8, 9, 0, 0, 5, 98, 0)}
+    edited = entry | {"title": "T, updated"}
+    assert entry_hints(entry).meta_hash == entry_hints(churned).meta_hash
+    assert entry_hints(entry).meta_hash != entry_hints(edited).meta_hash
 
 
 def test_max_items_limits_entries_followed() -> None:
