@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -93,7 +94,15 @@ class SiteHandler(SimpleHTTPRequestHandler):
             self.send_error(404)
             return
         body = path.read_bytes()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        if self.site.etags and self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.end_headers()
+            return
         self.send_response(200)
+        if self.site.etags:
+            self.send_header("ETag", etag)
         self.send_header("Content-Type", content_type(path))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -108,6 +117,7 @@ class LoopbackSite:
         self.root = root
         self.requests: list[tuple[str, float]] = []
         self.failures: dict[str, list[int]] = {}
+        self.etags = False  # answer conditional GETs with ETags and 304s
         handler = type("Handler", (SiteHandler,), {"site": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

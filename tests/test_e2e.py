@@ -369,3 +369,89 @@ def test_two_outlets_carrying_the_same_stories_make_clusters(
     assert by_url["/syndicator/story-1/"].duplicate_of == by_url[f"/outlet/{NRC}/"].id
     syndicator_run = runs(database_url)[-1][1]
     assert (syndicator_run.articles_new, syndicator_run.articles_duplicate) == (0, 2)
+
+
+def paths(site: LoopbackSite) -> list[str]:
+    return [path for path, _ in site.requests if path != "/robots.txt"]
+
+
+def test_unchanged_feed_answers_304_and_nothing_is_refetched(
+    database_url: str, site: LoopbackSite, loopback_outlet: Path, tmp_path: Path
+) -> None:
+    site.etags = True
+    assert run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path).returncode == 0
+    assert len(paths(site)) == 3  # the feed and its two articles
+    first_seen = {a.id: a.last_seen_at for a in articles(database_url)}
+    site.requests.clear()
+
+    result = run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert paths(site) == ["/feed.xml"]  # answered 304; no article fetched
+    later = articles(database_url)
+    assert all(a.last_seen_at > first_seen[a.id] for a in later)  # still listed: seen
+    run = runs(database_url)[-1][1]
+    assert (run.outcome, run.articles_new, run.articles_unchanged) == ("ok", 0, 2)
+
+
+def test_changed_feed_fetches_only_new_entries_outside_the_recheck_window(
+    database_url: str, site: LoopbackSite, loopback_outlet: Path, tmp_path: Path
+) -> None:
+    assert run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path).returncode == 0
+    returns = "ombudsman-31-children-brought-back-to-ukraine"
+    site.write(f"/news/{returns}/", (KI / returns / "index.html").read_bytes())
+    old_feed = (site.root / "site" / "feed.xml").read_text()
+    new_item = f"<item><title>Returned</title><link>{site.base}/news/{returns}/</link><pubDate>Thu, 06 Apr 2023 19:02:33 GMT</pubDate></item>"
+    # The other entries' dates churn, as on some sites; their titles do not change.
+    churned = old_feed.replace("Fri, 07 Apr 2023", "Sat, 08 Apr 2023")
+    site.write(
+        "/feed.xml",
+        churned.replace("<channel><title>t</title>", "<channel><title>t</title>" + new_item),
+    )
+    site.requests.clear()
+
+    env_cli = run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path)
+    assert env_cli.returncode == 0
+    # Within the 48-hour re-check window every entry is fetched again (edits come early)...
+    assert len(paths(site)) == 4
+
+    site.requests.clear()
+    site.write(
+        "/feed.xml", churned.replace("<channel><title>t</title>", "<channel><title>t2</title>")
+    )
+    recheck_off = os.environ | {"DEPORTWATCH_RECHECK_HOURS": "0"}
+    result = subprocess.run(
+        [DEPORTWATCH, "crawl", "loopback"],
+        env=recheck_off
+        | {
+            "DEPORTWATCH_DATABASE_URL": database_url,
+            "DEPORTWATCH_SOURCES": str(loopback_outlet),
+            "DEPORTWATCH_KEYWORDS": str(REPO / "keywords.toml"),
+            "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
+            "DEPORTWATCH_DOWNLOAD_DELAY": "0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # ...outside it, a changed feed whose entries are all known fetches no article.
+    assert paths(site) == ["/feed.xml"]
+    assert len(articles(database_url)) == 3
+
+
+def test_a_run_with_errors_keeps_no_fetch_state_so_nothing_is_lost(
+    database_url: str, site: LoopbackSite, loopback_outlet: Path, tmp_path: Path
+) -> None:
+    site.etags = True
+    site.fail(f"/news/{NRC}/", 404)
+    first = run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path)
+    assert first.returncode == 0
+    assert runs(database_url)[-1][1].outcome == "partial"
+    assert len(articles(database_url)) == 1
+    site.requests.clear()
+    # The feed is unchanged, but the last run was not clean: no 304, the lost article is fetched.
+    again = run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path)
+    assert again.returncode == 0
+    assert f"/news/{NRC}/" in paths(site)
+    assert len(articles(database_url)) == 2
