@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.dates import parse_date
 from pipeline.language import detect_language
@@ -68,3 +70,14 @@ def test_language_is_detected_from_text(text: str, lang: str) -> None:
 
 def test_language_falls_back_on_thin_text() -> None:
     assert detect_language("OK", fallback="uk") == "uk"
+
+
+@given(st.text(max_size=300))
+def test_cleaning_is_idempotent(text: str) -> None:
+    once = clean_text(text)
+    assert clean_text(once) == once
+
+
+@given(st.text(alphabet=st.sampled_from(list("аб'’ʼ «»\"\n\u00ad\u200bAb ")), max_size=60))
+def test_fingerprint_is_stable_under_cleaning(text: str) -> None:
+    assert content_hash(clean_text(text)) == content_hash(text)
