@@ -18,7 +18,7 @@ from db.repository import ensure_source
 from deportwatch.cli import app
 from pipeline.dedup import DedupPipeline
 from pipeline.normalize import NormalizePipeline
-from pipeline.similarity import signature, similarity
+from pipeline.similarity import BANDS, signature, similarity
 from pipeline.store import StorePipeline
 from spiders.items import DateCandidate
 from tests.helpers import FETCHED, article_item
@@ -198,10 +198,10 @@ def test_band_rows_follow_the_text(pipeline, session: Session) -> None:  # type:
     ingest(pipeline, url, STORY)
     [article] = rows(session)
     before = set(session.scalars(select(LshBand.band_key).where(LshBand.article_id == article.id)))
-    assert len(before) == 16
+    assert len(before) == BANDS
     ingest(pipeline, url, SAME_TOPIC, fetched_at=FETCHED + timedelta(hours=1))
     after = set(session.scalars(select(LshBand.band_key).where(LshBand.article_id == article.id)))
-    assert len(after) == 16
+    assert len(after) == BANDS
     assert before.isdisjoint(after)
 
 
