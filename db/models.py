@@ -124,6 +124,9 @@ class Article(Base):
     # Hash of the feed entry's title and summary (not its date, which some
     # sites change on every refresh): unchanged means no need to fetch again.
     feed_meta_hash: Mapped[str | None] = mapped_column(String(64))
+    # The page's validators, sent back on re-checks (conditional GET).
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[int | None]  # the archived article it was matched to
     similarity: Mapped[float | None] = mapped_column(Float)  # 1.0 = same text
 

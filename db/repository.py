@@ -33,6 +33,8 @@ class ArticleLike(Protocol):
     page_canonical_url: str | None
     feed_guid: str | None
     feed_meta_hash: str | None
+    etag: str | None
+    last_modified: str | None
     title: str
     author: str | None
     summary: str | None
@@ -117,6 +119,7 @@ def _apply(article: Article, item: ArticleLike, content_hash: str) -> None:
     article.page_canonical_url = item.page_canonical_url
     article.feed_guid = item.feed_guid or article.feed_guid
     article.feed_meta_hash = item.feed_meta_hash or article.feed_meta_hash
+    article.etag, article.last_modified = item.etag, item.last_modified
     article.title = item.title
     article.author = item.author
     article.summary = item.summary
@@ -159,6 +162,7 @@ def upsert_article(
             if existing is None:
                 raise
     existing.last_seen_at = max(existing.last_seen_at, item.fetched_at)
+    existing.etag, existing.last_modified = item.etag, item.last_modified
     if existing.content_hash == content_hash and existing.title == item.title:
         return existing, StoreOutcome.UNCHANGED
     # An edit: the text it replaces becomes a version, with when it was current.
@@ -295,6 +299,8 @@ def set_signature(session: Session, article: Article, sig: bytes | None, keys: l
 class KnownEntry:
     feed_meta_hash: str | None
     first_seen_at: datetime
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 def known_entries(session: Session, canonical_urls: list[str]) -> dict[str, KnownEntry]:
@@ -302,11 +308,15 @@ def known_entries(session: Session, canonical_urls: list[str]) -> dict[str, Know
     if not canonical_urls:
         return {}
     rows = session.execute(
-        select(Article.canonical_url, Article.feed_meta_hash, Article.first_seen_at).where(
-            Article.canonical_url.in_(canonical_urls)
-        )
+        select(
+            Article.canonical_url,
+            Article.feed_meta_hash,
+            Article.first_seen_at,
+            Article.etag,
+            Article.last_modified,
+        ).where(Article.canonical_url.in_(canonical_urls))
     )
-    return {url: KnownEntry(meta, first_seen) for url, meta, first_seen in rows}
+    return {url: KnownEntry(meta, seen, etag, lm) for url, meta, seen, etag, lm in rows}
 
 
 def mark_seen(session: Session, canonical_urls: list[str], seen_at: datetime) -> None:

@@ -5,7 +5,9 @@ Layers, cheapest first:
 2. feed GUID: an entry of the same source whose URL changed is the same row;
 3. exact text (content hash): the same body at another URL joins that story;
 4. near-duplicate text (MinHash, LSH bands in an indexed table): a syndicated
-   or lightly reworded copy joins that story.
+   or lightly reworded copy joins that story;
+and for short posts, too short to compare, a link preview that points at an
+archived article joins that article's story.
 The stage only decides; the store stage writes, in one transaction.
 """
 
@@ -25,6 +27,7 @@ from db.repository import (
     canonical_url_by_guid,
 )
 from pipeline.similarity import band_keys, signature, similarity
+from pipeline.urls import canonical_url
 from spiders.items import ArticleItem
 
 DEFAULT_THRESHOLD = 0.5
@@ -59,6 +62,13 @@ class DedupPipeline:
                 if known is not None:
                     item.canonical_url = known
             own_id = article_id_by_url(session, item.canonical_url)
+            if item.links_to and item.minhash is None:
+                # A short post (a Telegram message) whose link preview points at an
+                # archived article reports that article's story.
+                target = article_id_by_url(session, canonical_url(item.links_to))
+                if target is not None and target != own_id:
+                    item.duplicate_of = target
+                    return item
             if item.text:
                 same_text = article_id_by_hash(session, item.content_hash, exclude=own_id)
                 if same_text is not None:

@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from twisted.python.failure import Failure
 
 from db.engine import make_engine, make_sessionmaker
+from db.repository import KnownEntry
 from deportwatch.sources import Source
+from pipeline.urls import canonical_url
 from spiders.extract import FeedHints, extract_article
 from spiders.failures import describe_failure
 from spiders.items import ArticleItem
@@ -88,15 +90,29 @@ class SourceSpider(scrapy.Spider):
     def on_page_error(self, failure: Failure) -> None:
         self.record_error(_failed_url(failure), describe_failure(failure))
 
-    def article_request(self, url: str, hints: FeedHints) -> scrapy.Request:
+    def article_request(
+        self, url: str, hints: FeedHints, known: KnownEntry | None = None
+    ) -> scrapy.Request:
+        """A request for an article page; a known one is asked only if it changed."""
+        headers = {}
+        if known is not None and known.etag:
+            headers["If-None-Match"] = known.etag
+        if known is not None and known.last_modified:
+            headers["If-Modified-Since"] = known.last_modified
         return scrapy.Request(
             url,
+            headers=headers,
             callback=self.parse_article,
             errback=self.on_page_error,
             cb_kwargs={"hints": hints},
+            meta={"handle_httpstatus_list": [304]} if headers else {},
         )
 
     def parse_article(self, response: Response, hints: FeedHints) -> Iterator[ArticleItem]:
+        if response.status == 304:  # unchanged since it was archived: seen, not fetched
+            self.skipped.append(canonical_url(response.url))
+            self.stat("deportwatch/articles/unchanged")
+            return
         if not isinstance(response, TextResponse):
             content_type = (response.headers.get("Content-Type") or b"").decode("latin-1")
             self.record_error(response.url, f"not a text page ({content_type or 'no type'})")
@@ -123,12 +139,18 @@ class SourceSpider(scrapy.Spider):
             else None,
             feed_guid=hints.guid,
             feed_meta_hash=hints.meta_hash,
+            etag=_header(response, "ETag"),
+            last_modified=_header(response, "Last-Modified"),
             author=found.author,
             summary=found.summary,
             date_candidates=found.date_candidates,
             source_languages=self.source.languages,
             page_language=found.language,
         )
+
+
+def _header(response: Response, name: str) -> str | None:
+    return (response.headers.get(name) or b"").decode("latin-1") or None
 
 
 def _failed_url(failure: Failure) -> str:

@@ -15,7 +15,7 @@ from parsel import Selector
 from scrapy.http import Response
 
 from db.models import FetchState
-from db.repository import fetch_state, known_entries
+from db.repository import KnownEntry, fetch_state, known_entries
 from pipeline.urls import canonical_url
 from spiders.base import PendingFetchState, SourceSpider
 from spiders.extract import FeedHints
@@ -97,22 +97,25 @@ class FeedSpider(SourceSpider):
         )
         return False
 
-    def _to_fetch(self, links: list[tuple[str, FeedHints]]) -> list[tuple[str, FeedHints]]:
+    def _to_fetch(
+        self, links: list[tuple[str, FeedHints]]
+    ) -> list[tuple[str, FeedHints, KnownEntry | None]]:
         """Drop entries already archived whose title and summary did not change,
-        unless they are recent enough that an edit is still likely."""
+        unless they are recent enough that an edit is still likely (those are
+        re-checked with their validators, so an unedited page answers 304)."""
         if self.archive is None:
-            return links
+            return [(link, hints, None) for link, hints in links]
         keys = [canonical_url(link) for link, _ in links]
         with self.archive() as session:
             known = known_entries(session, keys)
         cutoff = datetime.now(UTC) - self.recheck_window
-        wanted = []
+        wanted: list[tuple[str, FeedHints, KnownEntry | None]] = []
         for key, (link, hints) in zip(keys, links, strict=True):
             entry = known.get(key)
             if entry and entry.feed_meta_hash == hints.meta_hash and entry.first_seen_at < cutoff:
                 self.skipped.append(key)
                 continue
-            wanted.append((link, hints))
+            wanted.append((link, hints, entry))
         if len(wanted) < len(links):
             self.stat("deportwatch/articles/unchanged", len(links) - len(wanted))
         return wanted
@@ -152,5 +155,5 @@ class FeedSpider(SourceSpider):
         pending = self.pending_states.get(response.meta.get("feed_url", response.url))
         if pending is not None:
             pending.entry_urls.extend(canonical_url(link) for link, _ in links)
-        for link, hints in self._to_fetch(links):
-            yield self.article_request(link, hints)
+        for link, hints, known in self._to_fetch(links):
+            yield self.article_request(link, hints, known)

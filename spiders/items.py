@@ -35,6 +35,9 @@ class ArticleItem:
     page_canonical_url: str | None = None
     feed_guid: str | None = None
     feed_meta_hash: str | None = None
+    etag: str | None = None  # the page's validators, for conditional re-checks
+    last_modified: str | None = None
+    links_to: str | None = None  # the article a short post links to (link preview)
     author: str | None = None
     summary: str | None = None
     date_candidates: list[DateCandidate] = field(default_factory=list)

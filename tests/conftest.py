@@ -83,6 +83,13 @@ class SiteHandler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.site.requests.append((self.path, time.monotonic()))
+        target = self.site.redirects.get(self.path)
+        if target is not None:
+            self.send_response(301)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         scripted = self.site.failures.get(self.path)
         if scripted:
             self.send_response(scripted.pop(0))
@@ -96,6 +103,7 @@ class SiteHandler(SimpleHTTPRequestHandler):
         body = path.read_bytes()
         etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
         if self.site.etags and self.headers.get("If-None-Match") == etag:
+            self.site.not_modified.append(self.path)
             self.send_response(304)
             self.send_header("ETag", etag)
             self.end_headers()
@@ -118,6 +126,8 @@ class LoopbackSite:
         self.requests: list[tuple[str, float]] = []
         self.failures: dict[str, list[int]] = {}
         self.etags = False  # answer conditional GETs with ETags and 304s
+        self.not_modified: list[str] = []  # paths answered 304
+        self.redirects: dict[str, str] = {}  # path -> Location of a 301
         handler = type("Handler", (SiteHandler,), {"site": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

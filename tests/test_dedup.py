@@ -262,3 +262,20 @@ def test_show_lists_story_members_and_versions(
     missing = runner.invoke(app, ["show", "999999"], catch_exceptions=False)
     assert missing.exit_code == 2
     assert "no article with id 999999" in missing.output
+
+
+def test_short_post_linking_to_an_archived_article_joins_its_story(
+    pipeline, session: Session
+) -> None:  # type: ignore[no-untyped-def]
+    ingest(pipeline, "https://english.nv.ua/nation/camps-50379522.html", STORY, source="nv-en")
+    ingest(
+        pipeline,
+        "https://t.me/dmytro_lubinetzs/812",
+        "Ще одне підтвердження: діти вивезені під виглядом оздоровлення.",
+        links_to="https://english.nv.ua/nation/camps-50379522.html?utm_source=telegram",
+    )
+    ingest(pipeline, "https://t.me/dmytro_lubinetzs/813", "Новий пост без посилань на статті.")
+    article, post, lone = rows(session)
+    assert post.cluster_id == article.cluster_id
+    assert post.duplicate_of == article.id
+    assert lone.cluster_id != article.cluster_id

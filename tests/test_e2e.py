@@ -455,3 +455,38 @@ def test_a_run_with_errors_keeps_no_fetch_state_so_nothing_is_lost(
     assert again.returncode == 0
     assert f"/news/{NRC}/" in paths(site)
     assert len(articles(database_url)) == 2
+
+
+def test_recent_articles_are_rechecked_with_their_validators(
+    database_url: str, site: LoopbackSite, loopback_outlet: Path, tmp_path: Path
+) -> None:
+    site.etags = True
+    assert run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path).returncode == 0
+    feed_xml = (site.root / "site" / "feed.xml").read_text()
+    site.write("/feed.xml", feed_xml.replace("<title>t</title>", "<title>t, refreshed</title>"))
+    site.requests.clear()
+    result = run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path)
+    assert result.returncode == 0, result.stderr
+    # Both articles are within the re-check window: asked again, both answer 304.
+    assert sorted(site.not_modified) == sorted(
+        [f"/news/{NRC}/", f"/news/{KHARKIV}/?utm_source=rss"]
+    )
+    run = runs(database_url)[-1][1]
+    assert (run.outcome, run.articles_new, run.articles_updated, run.articles_unchanged) == (
+        "ok",
+        0,
+        0,
+        2,
+    )
+    assert len(articles(database_url)) == 2
+
+
+def test_redirected_entry_is_archived_at_its_final_url(
+    database_url: str, site: LoopbackSite, loopback_outlet: Path, tmp_path: Path
+) -> None:
+    site.redirects[f"/news/{KHARKIV}/?utm_source=rss"] = f"{site.base}/news/{KHARKIV}/"
+    assert run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path).returncode == 0
+    kharkiv = next(a for a in articles(database_url) if KHARKIV in a.url)
+    assert kharkiv.url == f"{site.base}/news/{KHARKIV}/?utm_source=rss"  # as the feed gave it
+    assert kharkiv.final_url == f"{site.base}/news/{KHARKIV}/"
+    assert kharkiv.canonical_url == f"{site.base}/news/{KHARKIV}"

@@ -30,9 +30,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("articles") as batch:
         batch.add_column(sa.Column("feed_meta_hash", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("etag", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("last_modified", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("articles") as batch:
-        batch.drop_column("feed_meta_hash")
+        for column in ("last_modified", "etag", "feed_meta_hash"):
+            batch.drop_column(column)
     op.drop_table("fetch_state")
