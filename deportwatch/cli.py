@@ -29,7 +29,7 @@ from deportwatch.keywords import load_taxonomy
 from deportwatch.reflag import count_articles
 from deportwatch.reflag import reflag as run_reflag
 from deportwatch.settings import Settings, load_settings
-from deportwatch.show import article_record, load_article, version_diffs
+from deportwatch.show import article_record, load_article, match_record, version_diffs
 from deportwatch.sources import Source, load_sources
 from pipeline.language import detect_language
 from pipeline.matcher import FlagResult, Matcher
@@ -239,18 +239,7 @@ def _flag_json(result: FlagResult) -> dict[str, object]:
         "score": result.score,
         "categories": list(result.categories),
         "keywords_version": result.version,
-        "matches": [
-            {
-                "category": m.category,
-                "rule": m.rule,
-                "term": m.term,
-                "field": m.field,
-                "start": m.start,
-                "end": m.end,
-                "snippet": m.snippet,
-            }
-            for m in result.matches
-        ],
+        "matches": [match_record(m) for m in result.matches],
     }
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from db.models import Article, StoryCluster
+from db.repository import MatchLike
 from deportwatch.errors import UsageError
 
 
@@ -30,6 +31,19 @@ def load_article(session: Session, article_id: int) -> Article:
 
 def _time(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def match_record(match: MatchLike) -> dict[str, Any]:
+    """A flag match (computed or stored) as JSON-ready values."""
+    return {
+        "category": match.category,
+        "rule": match.rule,
+        "term": match.term,
+        "field": match.field,
+        "start": match.start,
+        "end": match.end,
+        "snippet": match.snippet,
+    }
 
 
 def article_record(article: Article) -> dict[str, Any]:
@@ -53,18 +67,7 @@ def article_record(article: Article) -> dict[str, Any]:
         "flag_score": article.flag_score,
         "flag_categories": (article.flag_categories or "").split(",") if article.flagged else [],
         "keywords_version": article.keywords_version,
-        "matches": [
-            {
-                "category": m.category,
-                "rule": m.rule,
-                "term": m.term,
-                "field": m.field,
-                "start": m.start,
-                "end": m.end,
-                "snippet": m.snippet,
-            }
-            for m in article.matches
-        ],
+        "matches": [match_record(m) for m in article.matches],
         "story": {
             "cluster_id": article.cluster_id,
             "first_article_id": article.cluster.first_article_id if article.cluster else None,

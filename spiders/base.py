@@ -94,11 +94,7 @@ class SourceSpider(scrapy.Spider):
         self, url: str, hints: FeedHints, known: KnownEntry | None = None
     ) -> scrapy.Request:
         """A request for an article page; a known one is asked only if it changed."""
-        headers = {}
-        if known is not None and known.etag:
-            headers["If-None-Match"] = known.etag
-        if known is not None and known.last_modified:
-            headers["If-Modified-Since"] = known.last_modified
+        headers = conditional_headers(known.etag, known.last_modified) if known else {}
         return scrapy.Request(
             url,
             headers=headers,
@@ -147,6 +143,16 @@ class SourceSpider(scrapy.Spider):
             source_languages=self.source.languages,
             page_language=found.language,
         )
+
+
+def conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:
+    """The validators a server gave, sent back so an unchanged resource answers 304."""
+    headers = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return headers
 
 
 def _header(response: Response, name: str) -> str | None:

@@ -17,7 +17,7 @@ from scrapy.http import Response
 from db.models import FetchState
 from db.repository import KnownEntry, fetch_state, known_entries
 from pipeline.urls import canonical_url
-from spiders.base import PendingFetchState, SourceSpider
+from spiders.base import PendingFetchState, SourceSpider, conditional_headers
 from spiders.extract import FeedHints
 
 
@@ -56,12 +56,8 @@ class FeedSpider(SourceSpider):
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for url in self.source.start_urls:
-            headers = {}
             state = self._state(url)
-            if state is not None and state.etag:
-                headers["If-None-Match"] = state.etag
-            if state is not None and state.last_modified:
-                headers["If-Modified-Since"] = state.last_modified
+            headers = conditional_headers(state.etag, state.last_modified) if state else {}
             yield scrapy.Request(
                 url,
                 headers=headers,

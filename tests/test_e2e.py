@@ -26,19 +26,28 @@ CHROME = ["News Feed", "Enter your email", "Editors' Picks", "MORE NEWS", "Skip 
 
 
 def run_cli(
-    args: list[str], database_url: str, sources: Path, tmp_path: Path
+    args: list[str],
+    database_url: str,
+    sources: Path,
+    tmp_path: Path,
+    **settings: str,
 ) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {
-        "DEPORTWATCH_DATABASE_URL": database_url,
-        "DEPORTWATCH_SOURCES": str(sources),
-        "DEPORTWATCH_KEYWORDS": str(REPO / "keywords.toml"),
-        "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
-        "DEPORTWATCH_DOWNLOAD_DELAY": "0",
-        "DEPORTWATCH_RETRY_TIMES": "1",
-        "DEPORTWATCH_RETRY_BACKOFF": "0.05",
-        "DEPORTWATCH_DOWNLOAD_TIMEOUT": "10",
-        "COLUMNS": "200",
-    }
+    """The real command in a subprocess; ``settings`` override DEPORTWATCH_* values."""
+    env = (
+        os.environ
+        | {
+            "DEPORTWATCH_DATABASE_URL": database_url,
+            "DEPORTWATCH_SOURCES": str(sources),
+            "DEPORTWATCH_KEYWORDS": str(REPO / "keywords.toml"),
+            "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
+            "DEPORTWATCH_DOWNLOAD_DELAY": "0",
+            "DEPORTWATCH_RETRY_TIMES": "1",
+            "DEPORTWATCH_RETRY_BACKOFF": "0.05",
+            "DEPORTWATCH_DOWNLOAD_TIMEOUT": "10",
+            "COLUMNS": "200",
+        }
+        | {f"DEPORTWATCH_{name.upper()}": value for name, value in settings.items()}
+    )
     return subprocess.run(
         [DEPORTWATCH, *args],
         env=env,
@@ -278,24 +287,13 @@ def test_server_errors_are_retried_with_growing_delays(
 ) -> None:
     site.fail("/feed.xml", 503, 502)
     env_url = f"sqlite:///{tmp_path / 'a.db'}"
-    sources = tmp_path / "retry.toml"
-    sources.write_text(loopback_outlet.read_text())
-    result = subprocess.run(
-        [DEPORTWATCH, "crawl", "loopback"],
-        env=os.environ
-        | {
-            "DEPORTWATCH_DATABASE_URL": env_url,
-            "DEPORTWATCH_SOURCES": str(sources),
-            "DEPORTWATCH_KEYWORDS": str(REPO / "keywords.toml"),
-            "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
-            "DEPORTWATCH_DOWNLOAD_DELAY": "0",
-            "DEPORTWATCH_RETRY_TIMES": "2",
-            "DEPORTWATCH_RETRY_BACKOFF": "0.4",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_cli(
+        ["crawl", "loopback"],
+        env_url,
+        loopback_outlet,
+        tmp_path,
+        retry_times="2",
+        retry_backoff="0.4",
     )
     assert result.returncode == 0, result.stderr
     attempts = site.times("/feed.xml")
@@ -418,21 +416,8 @@ def test_changed_feed_fetches_only_new_entries_outside_the_recheck_window(
     site.write(
         "/feed.xml", churned.replace("<channel><title>t</title>", "<channel><title>t2</title>")
     )
-    recheck_off = os.environ | {"DEPORTWATCH_RECHECK_HOURS": "0"}
-    result = subprocess.run(
-        [DEPORTWATCH, "crawl", "loopback"],
-        env=recheck_off
-        | {
-            "DEPORTWATCH_DATABASE_URL": database_url,
-            "DEPORTWATCH_SOURCES": str(loopback_outlet),
-            "DEPORTWATCH_KEYWORDS": str(REPO / "keywords.toml"),
-            "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
-            "DEPORTWATCH_DOWNLOAD_DELAY": "0",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_cli(
+        ["crawl", "loopback"], database_url, loopback_outlet, tmp_path, recheck_hours="0"
     )
     assert result.returncode == 0, result.stderr
     # ...outside it, a changed feed whose entries are all known fetches no article.

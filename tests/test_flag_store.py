@@ -47,24 +47,20 @@ def ingest(store: StorePipeline, matcher: Matcher, **overrides: object) -> None:
     store.process_item(FlagPipeline(matcher).process_item(item))
 
 
+def ingest_deported_and_unrelated(store: StorePipeline, matcher: Matcher) -> None:
+    """Two articles: one reporting deportations (flags), one about power cuts (does not)."""
+    for path, text, title in (
+        ("a", DEPORTED, "Russia deported children"),
+        ("b", UNRELATED, "Power"),
+    ):
+        url = f"https://kyivindependent.com/{path}/"
+        ingest(store, matcher, url=url, final_url=url, text=text, title=title)
+
+
 def test_flag_and_evidence_are_stored(
     store: StorePipeline, matcher: Matcher, session: Session
 ) -> None:
-    ingest(
-        store,
-        matcher,
-        url="https://kyivindependent.com/a/",
-        final_url="https://kyivindependent.com/a/",
-        text=DEPORTED,
-    )
-    ingest(
-        store,
-        matcher,
-        url="https://kyivindependent.com/b/",
-        final_url="https://kyivindependent.com/b/",
-        text=UNRELATED,
-        title="Power is back",
-    )
+    ingest_deported_and_unrelated(store, matcher)
     flagged, clean = session.scalars(select(Article).order_by(Article.id)).all()
     assert flagged.flagged is True
     assert flagged.flag_categories == "deportation"
@@ -98,21 +94,7 @@ def test_recrawl_does_not_count_a_flag_again(
 def test_reflag_applies_a_changed_taxonomy(
     store: StorePipeline, matcher: Matcher, engine: Engine, session: Session
 ) -> None:
-    ingest(
-        store,
-        matcher,
-        url="https://kyivindependent.com/a/",
-        final_url="https://kyivindependent.com/a/",
-        text=DEPORTED,
-    )
-    ingest(
-        store,
-        matcher,
-        url="https://kyivindependent.com/b/",
-        final_url="https://kyivindependent.com/b/",
-        text=UNRELATED,
-        title="Power",
-    )
+    ingest_deported_and_unrelated(store, matcher)
     # A new taxonomy: "deport" no longer flags, "electricity" does.
     data = tomllib.loads((REPO / "keywords.toml").read_text(encoding="utf-8"))
     data["version"] = "test-2"
