@@ -19,7 +19,7 @@ from rich.table import Table
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from db.engine import describe_url, make_engine, make_sessionmaker
+from db.engine import describe_url, make_sessionmaker
 from db.migrate import current_revision, open_archive
 from db.repository import last_runs
 from deportwatch.crawl import RunSummary, run_crawl
@@ -218,19 +218,17 @@ def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]]:
     url = settings.database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return {}
-    engine = make_engine(url)
     try:
-        if not inspect(engine).has_table("crawl_runs"):
-            return {}
-        with make_sessionmaker(engine)() as session:
-            return {
-                name: (run.started_at.isoformat(), run.outcome)
-                for name, run in last_runs(session).items()
-            }
+        with open_archive(url, migrate=False) as engine:
+            if not inspect(engine).has_table("crawl_runs"):
+                return {}
+            with make_sessionmaker(engine)() as session:
+                return {
+                    name: (run.started_at.isoformat(), run.outcome)
+                    for name, run in last_runs(session).items()
+                }
     except SQLAlchemyError:
         return {}
-    finally:
-        engine.dispose()
 
 
 def _flag_json(result: FlagResult) -> dict[str, object]:
@@ -322,9 +320,11 @@ def reflag(
         settings = _settings()
         matcher = Matcher(load_taxonomy(settings.keywords))
         since_at = parse_since(since) if since else None
-        if source is not None and load_sources(settings.sources).get(source) is None:
-            known = ", ".join(s.name for s in load_sources(settings.sources).sources)
-            raise UsageError(f"unknown source '{source}' (known: {known})")
+        if source is not None:
+            config = load_sources(settings.sources)
+            if config.get(source) is None:
+                known = ", ".join(s.name for s in config.sources)
+                raise UsageError(f"unknown source '{source}' (known: {known})")
         with open_archive(settings.database_url) as engine:
             sessions = make_sessionmaker(engine)
             total = count_articles(sessions, since_at, source)

@@ -14,8 +14,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
 
-from db.engine import make_engine, make_sessionmaker
-from db.migrate import upgrade
+from db.engine import make_sessionmaker
+from db.migrate import open_archive
 from db.repository import ensure_source, runs_by_id, start_run
 from deportwatch.logs import setup_crawl_logging
 from deportwatch.settings import Settings
@@ -85,40 +85,37 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
 
 def _register_runs(settings: Settings, sources: list[Source]) -> dict[str, int]:
     """Make the schema current and open one ``crawl_runs`` row per source."""
-    engine = make_engine(settings.database_url)
-    try:
-        upgrade(engine)
-        with make_sessionmaker(engine).begin() as session:
-            run_ids = {}
-            for source in sources:
-                row = ensure_source(session, source.name, source.kind, source.enabled)
-                run_ids[source.name] = start_run(session, row.id).id
+    with (
+        open_archive(settings.database_url) as engine,
+        make_sessionmaker(engine).begin() as session,
+    ):
+        run_ids = {}
+        for source in sources:
+            row = ensure_source(session, source.name, source.kind, source.enabled)
+            run_ids[source.name] = start_run(session, row.id).id
         return run_ids
-    finally:
-        engine.dispose()
 
 
 def _read_summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            return [
-                RunSummary(
-                    name,
-                    run.outcome,
-                    run.pages,
-                    run.articles_new,
-                    run.articles_updated,
-                    run.articles_unchanged,
-                    run.errors,
-                    run.articles_flagged,
-                    run.articles_duplicate,
-                    run.error_text,
-                )
-                for name, run in runs_by_id(session, run_ids)
-            ]
-    finally:
-        engine.dispose()
+    with (
+        open_archive(settings.database_url, migrate=False) as engine,
+        make_sessionmaker(engine)() as session,
+    ):
+        return [
+            RunSummary(
+                name,
+                run.outcome,
+                run.pages,
+                run.articles_new,
+                run.articles_updated,
+                run.articles_unchanged,
+                run.errors,
+                run.articles_flagged,
+                run.articles_duplicate,
+                run.error_text,
+            )
+            for name, run in runs_by_id(session, run_ids)
+        ]
 
 
 def _track(progress: Progress, crawler: Crawler, source: str) -> None:

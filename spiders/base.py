@@ -135,8 +135,8 @@ class SourceSpider(scrapy.Spider):
             else None,
             feed_guid=hints.guid,
             feed_meta_hash=hints.meta_hash,
-            etag=_header(response, "ETag"),
-            last_modified=_header(response, "Last-Modified"),
+            etag=header_value(response, "ETag"),
+            last_modified=header_value(response, "Last-Modified"),
             author=found.author,
             summary=found.summary,
             date_candidates=found.date_candidates,
@@ -155,7 +155,7 @@ def conditional_headers(etag: str | None, last_modified: str | None) -> dict[str
     return headers
 
 
-def _header(response: Response, name: str) -> str | None:
+def header_value(response: Response, name: str) -> str | None:
     return (response.headers.get(name) or b"").decode("latin-1") or None
 
 

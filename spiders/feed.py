@@ -17,7 +17,7 @@ from scrapy.http import Response
 from db.models import FetchState
 from db.repository import KnownEntry, fetch_state, known_entries
 from pipeline.urls import canonical_url
-from spiders.base import PendingFetchState, SourceSpider, conditional_headers
+from spiders.base import PendingFetchState, SourceSpider, conditional_headers, header_value
 from spiders.extract import FeedHints
 
 
@@ -54,6 +54,10 @@ def entry_hints(entry: Any) -> FeedHints:
 class FeedSpider(SourceSpider):
     kind = "feed"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._states: dict[str, FetchState | None] = {}
+
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for url in self.source.start_urls:
             state = self._state(url)
@@ -67,10 +71,13 @@ class FeedSpider(SourceSpider):
             )
 
     def _state(self, url: str) -> FetchState | None:
+        """A start URL's fetch state, read once per crawl (it is only written at the end)."""
         if self.archive is None:
             return None
-        with self.archive() as session:
-            return fetch_state(session, url)
+        if url not in self._states:
+            with self.archive() as session:
+                self._states[url] = fetch_state(session, url)
+        return self._states[url]
 
     def _unchanged(self, response: Response) -> bool:
         """304, or the same bytes as last time (for servers without validators)."""
@@ -84,10 +91,9 @@ class FeedSpider(SourceSpider):
             self.stat("deportwatch/articles/unchanged", len(listed))
             self.stat("deportwatch/feeds/unchanged")
             return True
-        header = response.headers.get
         self.pending_states[url] = PendingFetchState(
-            etag=(header("ETag") or b"").decode("latin-1") or None,
-            last_modified=(header("Last-Modified") or b"").decode("latin-1") or None,
+            etag=header_value(response, "ETag"),
+            last_modified=header_value(response, "Last-Modified"),
             body_hash=body_hash,
             entry_urls=[],
         )
