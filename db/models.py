@@ -6,10 +6,11 @@ these models must describe the same tables (a test compares them).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -64,6 +66,10 @@ class CrawlRun(Base):
     # New articles that joined an already archived story (syndicated copies).
     articles_duplicate: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error_text: Mapped[str | None] = mapped_column(Text)
+    # Articles stored without a readable date (given the fetch time instead).
+    articles_undated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Counter readings (figures) stored by this run.
+    readings_new: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     source: Mapped[SourceRow] = relationship(back_populates="runs")
 
@@ -129,6 +135,9 @@ class Article(Base):
     last_modified: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[int | None]  # the archived article it was matched to
     similarity: Mapped[float | None] = mapped_column(Float)  # 1.0 = same text
+    # Kind-specific facts as JSON, e.g. a Telegram post's views, forwarded-from
+    # and link preview.
+    details: Mapped[str | None] = mapped_column(Text)
 
     source: Mapped[SourceRow] = relationship()
     cluster: Mapped[StoryCluster | None] = relationship(back_populates="members")
@@ -202,3 +211,30 @@ class FetchState(Base):
     # listed again, so they are marked seen without fetching anything.
     entry_urls: Mapped[str | None] = mapped_column(Text)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # How often the feed says it changes (sy:updatePeriod / sy:updateFrequency).
+    update_seconds: Mapped[int | None]
+
+
+class CounterReading(Base):
+    """One published total (e.g. children deported) as a source showed it on a date.
+
+    Aggregate figures only: the pages that show them also show children's
+    names and photos, which are never read into the archive.
+    """
+
+    __tablename__ = "counter_readings"
+    __table_args__ = (
+        UniqueConstraint("source_id", "metric", "as_of", "value", name="uq_counter_readings"),
+        Index("ix_counter_readings_metric_as_of", "metric", "as_of"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(64))  # deported | returned | killed | ...
+    label: Mapped[str] = mapped_column(Text)  # as the page words it
+    value: Mapped[int] = mapped_column(BigInteger)
+    as_of: Mapped[date] = mapped_column(Date)  # the page's own date, else the fetch day (Kyiv)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    url: Mapped[str] = mapped_column(Text)
+
+    source: Mapped[SourceRow] = relationship()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from db.models import (
     Article,
     ArticleVersion,
+    CounterReading,
     CrawlRun,
     FetchState,
     FlagMatch,
@@ -43,6 +44,18 @@ class ArticleLike(Protocol):
     language: str | None
     text: str
     fetched_at: datetime
+    details: dict[str, object] | None
+
+
+class ReadingLike(Protocol):
+    """One counter reading as a spider found it (spiders.items.CounterItem)."""
+
+    metric: str
+    label: str
+    value: int
+    as_of: date
+    fetched_at: datetime
+    url: str
 
 
 class MatchLike(Protocol):
@@ -128,6 +141,11 @@ def _apply(article: Article, item: ArticleLike, content_hash: str) -> None:
     article.language = item.language
     article.text = item.text
     article.content_hash = content_hash
+    article.details = _details_json(item.details)
+
+
+def _details_json(details: dict[str, object] | None) -> str | None:
+    return json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None
 
 
 def upsert_article(
@@ -164,6 +182,8 @@ def upsert_article(
     existing.last_seen_at = max(existing.last_seen_at, item.fetched_at)
     existing.etag, existing.last_modified = item.etag, item.last_modified
     if existing.content_hash == content_hash and existing.title == item.title:
+        # Same text; facts that drift (a post's view count) are refreshed in place.
+        existing.details = _details_json(item.details) or existing.details
         return existing, StoreOutcome.UNCHANGED
     # An edit: the text it replaces becomes a version, with when it was current.
     existing.versions.append(
@@ -342,11 +362,13 @@ def save_fetch_state(
     body_hash: str | None,
     entry_urls: list[str],
     checked_at: datetime,
+    update_seconds: int | None = None,
 ) -> None:
     state = session.get(FetchState, url) or FetchState(url=url)
     state.etag, state.last_modified, state.body_hash = etag, last_modified, body_hash
     state.entry_urls = json.dumps(entry_urls)
     state.checked_at = checked_at
+    state.update_seconds = update_seconds
     session.add(state)
 
 
@@ -359,6 +381,8 @@ class RunCounts:
     errors: int = 0
     flagged: int = 0
     duplicate: int = 0
+    undated: int = 0
+    readings: int = 0
 
 
 def finish_run(
@@ -381,6 +405,8 @@ def finish_run(
     run.errors = counts.errors
     run.articles_flagged = counts.flagged
     run.articles_duplicate = counts.duplicate
+    run.articles_undated = counts.undated
+    run.readings_new = counts.readings
     run.error_text = error_text
 
 
@@ -407,3 +433,59 @@ def runs_by_id(session: Session, run_ids: list[int]) -> list[tuple[str, CrawlRun
         .order_by(CrawlRun.id)
     )
     return [(name, run) for name, run in rows]
+
+
+def store_reading(session: Session, source_id: int, reading: ReadingLike) -> bool:
+    """Store a counter reading unless the same value for the same date is stored.
+
+    Returns True when a row was added. The unique constraint makes this safe
+    against a concurrent writer storing the same reading.
+    """
+    same = select(CounterReading.id).where(
+        CounterReading.source_id == source_id,
+        CounterReading.metric == reading.metric,
+        CounterReading.as_of == reading.as_of,
+        CounterReading.value == reading.value,
+    )
+    if session.scalar(same) is not None:
+        return False
+    row = CounterReading(
+        source_id=source_id,
+        metric=reading.metric,
+        label=reading.label,
+        value=reading.value,
+        as_of=reading.as_of,
+        fetched_at=reading.fetched_at,
+        url=reading.url,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True
+
+
+def counter_series(
+    session: Session,
+    metric: str | None = None,
+    since: date | None = None,
+    source: str | None = None,
+) -> list[tuple[CounterReading, str]]:
+    """Counter readings with their source's name, oldest first, optionally filtered."""
+    query = select(CounterReading, SourceRow.name).join(
+        SourceRow, SourceRow.id == CounterReading.source_id
+    )
+    if metric is not None:
+        query = query.where(CounterReading.metric == metric)
+    if since is not None:
+        query = query.where(CounterReading.as_of >= since)
+    if source is not None:
+        query = query.where(SourceRow.name == source)
+    query = query.order_by(CounterReading.as_of, CounterReading.metric, CounterReading.id)
+    return [(row, name) for row, name in session.execute(query)]
+
+
+def counter_metrics(session: Session) -> list[str]:
+    """Every metric that has at least one reading."""
+    return list(session.scalars(select(CounterReading.metric).distinct().order_by("metric")))

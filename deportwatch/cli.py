@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sys
@@ -25,6 +26,8 @@ from db.repository import last_runs
 from deportwatch.crawl import RunSummary, run_crawl
 from deportwatch.dates import parse_since
 from deportwatch.errors import DeportwatchError, UsageError
+from deportwatch.figures import FIELDS as FIGURE_FIELDS
+from deportwatch.figures import figure_records
 from deportwatch.keywords import load_taxonomy
 from deportwatch.reflag import count_articles
 from deportwatch.reflag import reflag as run_reflag
@@ -50,6 +53,12 @@ err = Console(stderr=True, width=_PIPE_WIDTH)
 
 class ListFormat(StrEnum):
     table = "table"
+    json = "json"
+
+
+class FiguresFormat(StrEnum):
+    table = "table"
+    csv = "csv"
     json = "json"
 
 
@@ -143,7 +152,8 @@ def _print_summary(summaries: list[RunSummary]) -> None:
     table = Table(title="Crawl summary")
     table.add_column("source", no_wrap=True)
     table.add_column("outcome", no_wrap=True)
-    for column in ("pages", "new", "new version", "duplicate", "unchanged", "flagged", "errors"):
+    columns = ("pages", "new", "new version", "duplicate", "unchanged", "flagged", "readings")
+    for column in (*columns, "errors"):
         table.add_column(column, justify="right")
     colours = {"ok": "green", "partial": "yellow", "failed": "red", "interrupted": "red"}
     for s in summaries:
@@ -152,7 +162,16 @@ def _print_summary(summaries: list[RunSummary]) -> None:
             f"[{colours.get(s.outcome, 'white')}]{s.outcome}[/]",
             *(
                 str(n)
-                for n in (s.pages, s.new, s.updated, s.duplicate, s.unchanged, s.flagged, s.errors)
+                for n in (
+                    s.pages,
+                    s.new,
+                    s.updated,
+                    s.duplicate,
+                    s.unchanged,
+                    s.flagged,
+                    s.readings,
+                    s.errors,
+                )
             ),
         )
     out.print(table)
@@ -301,6 +320,49 @@ def flag(
             print(json.dumps(row, ensure_ascii=False))
         if bad:
             raise typer.Exit(2)
+
+
+@app.command()
+def figures(
+    metric: Annotated[
+        str | None, typer.Option(help="Only this metric: deported, returned, killed, ...")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only readings as of this date or later: 2023-01-01, 90d.")
+    ] = None,
+    output: Annotated[FiguresFormat, typer.Option("--format", help="Output format.")] = (
+        FiguresFormat.table
+    ),
+) -> None:
+    """The published totals (Children of War counters) as a time series.
+
+    One row per as-of date, metric and source. Aggregate figures only.
+
+    Example: deportwatch figures --metric deported --since 2023-01-01 --format csv
+    """
+    with reported_errors():
+        settings = _settings()
+        since_day = parse_since(since).date() if since else None
+        with open_archive(settings.database_url) as engine, make_sessionmaker(engine)() as session:
+            records = figure_records(session, metric, since_day)
+    if output is FiguresFormat.json:
+        print(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    if output is FiguresFormat.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=FIGURE_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return
+    table = Table(title="Published figures")
+    for column in ("as of", "metric", "value", "source", "label"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for r in records:
+        table.add_row(
+            str(r["as_of"]), str(r["metric"]), f"{r['value']:,}", str(r["source"]), str(r["label"])
+        )
+    out.print(table)
+    if not records:
+        out.print("No readings yet: crawl a counters source (deportwatch crawl children-of-war).")
 
 
 @app.command()

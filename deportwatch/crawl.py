@@ -18,6 +18,7 @@ from db.engine import make_sessionmaker
 from db.migrate import open_archive
 from db.repository import ensure_source, runs_by_id, start_run
 from deportwatch.logs import setup_crawl_logging
+from deportwatch.replay import snapshot_time
 from deportwatch.settings import Settings
 from deportwatch.sources import Source
 from spiders import SPIDERS_BY_KIND
@@ -35,6 +36,7 @@ class RunSummary:
     errors: int
     flagged: int
     duplicate: int
+    readings: int
     error_text: str | None
 
 
@@ -73,6 +75,7 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
             "pipeline.dedup.DedupPipeline": 300,
             "pipeline.flag.FlagPipeline": 500,
             "pipeline.store.StorePipeline": 900,
+            "pipeline.readings.ReadingStorePipeline": 910,
         },
         "EXTENSIONS": {"deportwatch.runs.CrawlRunRecorder": 0},
         "DEPORTWATCH_DATABASE_URL": settings.database_url,
@@ -80,6 +83,7 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
         "DEPORTWATCH_DUPLICATE_THRESHOLD": settings.duplicate_threshold,
         "DEPORTWATCH_RECHECK_HOURS": settings.recheck_hours,
         "DEPORTWATCH_REPLAY_DIR": str(replay_dir) if replay_dir else None,
+        "DEPORTWATCH_REFERENCE_TIME": snapshot_time(replay_dir) if replay_dir else None,
     }
 
 
@@ -112,6 +116,7 @@ def _read_summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:
                 run.errors,
                 run.articles_flagged,
                 run.articles_duplicate,
+                run.readings_new,
                 run.error_text,
             )
             for name, run in runs_by_id(session, run_ids)

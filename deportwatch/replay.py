@@ -9,6 +9,8 @@ file answers 404, as a real site would.
 from __future__ import annotations
 
 import mimetypes
+import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Self
 from urllib.parse import unquote, urlsplit
@@ -19,7 +21,10 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from scrapy.responsetypes import responsetypes
 
+from deportwatch.errors import ConfigError
+
 INDEX_NAMES = ("index.html", "index.xml", "index")
+SNAPSHOT_FILE = "snapshot.toml"  # optional: taken_at = <when the snapshot was recorded>
 _EXTRA_TYPES = {".rss": "application/rss+xml", ".atom": "application/atom+xml"}
 
 
@@ -50,6 +55,24 @@ def _lookup(root: Path, hostname: str | None, path: str) -> Path | None:
             if (target / name).is_file():
                 return target / name
     return None
+
+
+def snapshot_time(root: Path) -> str | None:
+    """When the snapshot directory was recorded (ISO 8601), if it says.
+
+    Look-backs ("entries of the last 14 days") are measured from this time in
+    an offline crawl, so a snapshot replays the web as it was when recorded.
+    """
+    meta = root / SNAPSHOT_FILE
+    if not meta.is_file():
+        return None
+    try:
+        taken = tomllib.loads(meta.read_text(encoding="utf-8")).get("taken_at")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{meta}: unreadable snapshot description ({exc})") from None
+    if isinstance(taken, datetime) and taken.tzinfo is not None:
+        return taken.isoformat()
+    raise ConfigError(f"{meta}: taken_at must be a date-time with an offset (2023-10-20T09:00Z)")
 
 
 def content_type(path: Path) -> str:

@@ -12,7 +12,7 @@ from twisted.python.failure import Failure
 from db.engine import make_engine, make_sessionmaker
 from db.repository import RunCounts, finish_run, mark_seen, save_fetch_state
 from db.types import utcnow
-from pipeline.store import FLAGGED_STAT, STAT_PREFIX
+from pipeline.store import FLAGGED_STAT, READINGS_STAT, STAT_PREFIX, UNDATED_STAT
 from spiders.base import SourceSpider
 
 
@@ -70,6 +70,8 @@ class CrawlRunRecorder:
             errors=spider.error_count,
             flagged=stat(FLAGGED_STAT),
             duplicate=stat(f"{STAT_PREFIX}/duplicate"),
+            undated=stat(UNDATED_STAT),
+            readings=stat(READINGS_STAT),
         )
         outcome = run_outcome(reason, spider)
         with self.sessions.begin() as session:
@@ -84,6 +86,7 @@ class CrawlRunRecorder:
                         body_hash=state.body_hash,
                         entry_urls=state.entry_urls,
                         checked_at=utcnow(),
+                        update_seconds=state.update_seconds,
                     )
             finish_run(
                 session,

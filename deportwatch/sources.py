@@ -26,7 +26,7 @@ from pydantic import (
 
 from deportwatch.errors import ConfigError
 
-SourceKind = Literal["feed"]
+SourceKind = Literal["feed", "sitemap", "listing", "telegram", "counters"]
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 _INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -40,6 +40,21 @@ def _check_url(url: str) -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(_check_url)]
+_TELEGRAM_PREVIEW = re.compile(r"^https://t\.me/s/([A-Za-z][A-Za-z0-9_]{3,31})/?$")
+
+
+def interval_delta(text: str) -> timedelta:
+    """ "30m", "2h", "14d" as a timedelta (the text is validated beforehand)."""
+    match = _INTERVAL.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not an interval")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def telegram_channel(url: str) -> str | None:
+    """The channel name of a ``https://t.me/s/<channel>`` preview URL."""
+    match = _TELEGRAM_PREVIEW.match(url)
+    return match.group(1) if match else None
 
 
 class Schedule(BaseModel):
@@ -75,11 +90,7 @@ class Schedule(BaseModel):
 
     @property
     def interval(self) -> timedelta | None:
-        if self.every is None:
-            return None
-        match = _INTERVAL.match(self.every)
-        assert match is not None  # guaranteed by the validator
-        return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        return None if self.every is None else interval_delta(self.every)
 
     def describe(self) -> str:
         return f"every {self.every}" if self.every else f"cron {self.cron}"
@@ -100,6 +111,19 @@ class Selectors(BaseModel):
     )
 
 
+class Listing(BaseModel):
+    """How to read a listing page (``listing`` kind): CSS for item links and the next page.
+
+    Both name elements whose ``href`` is taken; ``link[rel=next]`` works for the
+    next page as well as an ``a``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    items: str = Field(description="Links to the articles listed on a page.")
+    next: str | None = Field(default=None, description="The link to the next (older) page.")
+
+
 class Source(BaseModel):
     """One watched source."""
 
@@ -116,8 +140,50 @@ class Source(BaseModel):
         default=(), description="Hosts the crawl may fetch; default: the start URLs' hosts."
     )
     selectors: Selectors = Selectors()
-    max_items: int = Field(default=200, ge=1, description="Most feed entries followed per crawl.")
+    max_items: int = Field(default=200, ge=1, description="Most entries followed per crawl.")
+    max_pages: int = Field(
+        default=3, ge=1, le=100, description="listing/telegram: most pages read back per crawl."
+    )
+    lookback: str = Field(
+        default="14d", description="sitemap: only entries newer than this are followed."
+    )
+    follow: tuple[str, ...] = Field(
+        default=(),
+        description="sitemap: regexes; a sitemap index's children are read only if one matches.",
+    )
+    listing: Listing | None = None
     notes: str | None = None
+
+    @field_validator("lookback")
+    @classmethod
+    def _valid_lookback(cls, value: str) -> str:
+        if not _INTERVAL.match(value):
+            raise ValueError(f'{value!r} is not an interval like "12h", "14d"')
+        return value
+
+    @field_validator("follow")
+    @classmethod
+    def _valid_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> Source:
+        if self.kind == "listing" and self.listing is None:
+            raise ValueError('a "listing" source needs [source.listing] with "items"')
+        if self.kind == "telegram":
+            for url in self.start_urls:
+                if telegram_channel(url) is None:
+                    raise ValueError(f"{url!r} is not a channel preview like https://t.me/s/<name>")
+        return self
+
+    @property
+    def lookback_delta(self) -> timedelta:
+        return interval_delta(self.lookback)
 
     @property
     def domains(self) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ from db.repository import (
 )
 from pipeline.similarity import band_keys, signature, similarity
 from pipeline.urls import canonical_url
-from spiders.items import ArticleItem
+from spiders.items import ArticleItem, Item
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -51,7 +51,9 @@ class DedupPipeline:
         if self._engine is not None:
             self._engine.dispose()
 
-    def process_item(self, item: ArticleItem) -> ArticleItem:
+    def process_item(self, item: Item) -> Item:
+        if not isinstance(item, ArticleItem):
+            return item  # counter readings pass through to their own store stage
         if item.canonical_url is None or item.content_hash is None:
             raise ValueError("dedup stage reached before normalize")
         item.minhash = signature(item.text)

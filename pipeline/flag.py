@@ -9,7 +9,7 @@ from scrapy.crawler import Crawler
 
 from deportwatch.keywords import load_taxonomy
 from pipeline.matcher import Matcher
-from spiders.items import ArticleItem
+from spiders.items import ArticleItem, Item
 
 
 class FlagPipeline:
@@ -23,6 +23,8 @@ class FlagPipeline:
     def from_crawler(cls, crawler: Crawler) -> Self:
         return cls(Matcher(load_taxonomy(Path(crawler.settings["DEPORTWATCH_KEYWORDS"]))))
 
-    def process_item(self, item: ArticleItem) -> ArticleItem:
+    def process_item(self, item: Item) -> Item:
+        if not isinstance(item, ArticleItem):
+            return item  # counter readings pass through to their own store stage
         item.flag = self.matcher.flag(item.title, item.text, item.language)
         return item

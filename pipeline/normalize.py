@@ -13,7 +13,7 @@ from pipeline.dates import KYIV, parse_date
 from pipeline.language import detect_language
 from pipeline.text import clean_line, clean_text, content_hash
 from pipeline.urls import canonical_url
-from spiders.items import ArticleItem
+from spiders.items import ArticleItem, Item
 
 
 def choose_canonical(item: ArticleItem) -> str:
@@ -47,7 +47,9 @@ class NormalizePipeline:
     def from_crawler(cls, crawler: Crawler) -> Self:
         return cls(ZoneInfo(crawler.settings.get("DEPORTWATCH_LOCAL_ZONE", "Europe/Kyiv")))
 
-    def process_item(self, item: ArticleItem) -> ArticleItem:
+    def process_item(self, item: Item) -> Item:
+        if not isinstance(item, ArticleItem):
+            return item  # counter readings pass through to their own store stage
         item.title = clean_line(item.title) or ""
         item.author = clean_line(item.author)
         item.summary = clean_line(item.summary)

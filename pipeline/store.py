@@ -19,20 +19,16 @@ from db.repository import (
     set_signature,
     upsert_article,
 )
-from spiders.items import ArticleItem
+from spiders.items import ArticleItem, Item
 
 STAT_PREFIX = "deportwatch/articles"
 FLAGGED_STAT = "deportwatch/flagged/new"
+UNDATED_STAT = "deportwatch/articles/undated"
+READINGS_STAT = "deportwatch/readings/new"
 
 
-class StorePipeline:
-    """Writes each normalized article to the archive.
-
-    Crawling the same site twice creates no new rows: the article at a known
-    canonical URL is updated (text changed) or only marked seen (unchanged).
-    Outcomes are counted in the crawl stats, which the run recorder copies
-    into ``crawl_runs``.
-    """
+class ArchiveStage:
+    """A pipeline stage that writes to the archive: its sessions and source ids."""
 
     def __init__(self, sessions: sessionmaker[Session], stats: StatsCollector | None = None):
         self.sessions = sessions
@@ -43,9 +39,9 @@ class StorePipeline:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         engine = make_engine(crawler.settings["DEPORTWATCH_DATABASE_URL"])
-        pipeline = cls(make_sessionmaker(engine), crawler.stats)
-        pipeline._engine = engine
-        return pipeline
+        stage = cls(make_sessionmaker(engine), crawler.stats)
+        stage._engine = engine
+        return stage
 
     def close_spider(self) -> None:
         if self._engine is not None:
@@ -59,7 +55,23 @@ class StorePipeline:
             self._source_ids[name] = source_id
         return self._source_ids[name]
 
-    def process_item(self, item: ArticleItem) -> ArticleItem:
+    def count(self, key: str) -> None:
+        if self.stats is not None:
+            self.stats.inc_value(key)
+
+
+class StorePipeline(ArchiveStage):
+    """Writes each normalized article to the archive.
+
+    Crawling the same site twice creates no new rows: the article at a known
+    canonical URL is updated (text changed) or only marked seen (unchanged).
+    Outcomes are counted in the crawl stats, which the run recorder copies
+    into ``crawl_runs``.
+    """
+
+    def process_item(self, item: Item) -> Item:
+        if not isinstance(item, ArticleItem):
+            return item  # counter readings pass through to their own store stage
         if item.canonical_url is None or item.content_hash is None:
             raise ValueError("store stage reached before normalize")
         newly_flagged = joined_story = False
@@ -80,9 +92,9 @@ class StorePipeline:
                 set_signature(session, article, item.minhash, item.band_keys)
             if item.flag is not None and needs_flag(article, outcome, item.flag.version):
                 newly_flagged = apply_flag(session, article, item.flag, item.fetched_at)
-        if self.stats is not None:
-            kind = "duplicate" if joined_story else outcome.value
-            self.stats.inc_value(f"{STAT_PREFIX}/{kind}")
-            if newly_flagged:
-                self.stats.inc_value(FLAGGED_STAT)
+        self.count(f"{STAT_PREFIX}/{'duplicate' if joined_story else outcome.value}")
+        if newly_flagged:
+            self.count(FLAGGED_STAT)
+        if outcome is StoreOutcome.NEW and item.date_origin == "fetch-time":
+            self.count(UNDATED_STAT)  # no readable date anywhere: a user should know
         return item

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from twisted.python.failure import Failure
 
 from db.engine import make_engine, make_sessionmaker
-from db.repository import KnownEntry
+from db.models import FetchState
+from db.repository import KnownEntry, fetch_state, known_entries
 from deportwatch.sources import Source
 from pipeline.urls import canonical_url
 from spiders.extract import FeedHints, extract_article
@@ -25,7 +28,7 @@ from spiders.items import ArticleItem
 MAX_ERROR_LINES = 20  # the run keeps the first few messages; the count keeps them all
 
 
-@dataclass(frozen=True)
+@dataclass
 class PendingFetchState:
     """What a start URL answered; saved only if the whole crawl ends well, so a
     failed article is retried next time instead of hidden behind a 304."""
@@ -34,6 +37,7 @@ class PendingFetchState:
     last_modified: str | None
     body_hash: str
     entry_urls: list[str]
+    update_seconds: int | None = None  # the feed's own sy:updatePeriod, if it declares one
 
 
 class SourceSpider(scrapy.Spider):
@@ -47,6 +51,9 @@ class SourceSpider(scrapy.Spider):
     kind: ClassVar[str]
     archive: sessionmaker[Session] | None = None
     recheck_window = timedelta(hours=48)
+    # When replaying a snapshot, the time it was taken: look-backs are measured
+    # from it, so an offline crawl sees the web as it was then.
+    reference_time: datetime | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -56,6 +63,8 @@ class SourceSpider(scrapy.Spider):
         spider.recheck_window = timedelta(
             hours=crawler.settings.getfloat("DEPORTWATCH_RECHECK_HOURS", 48)
         )
+        reference = crawler.settings.get("DEPORTWATCH_REFERENCE_TIME")
+        spider.reference_time = datetime.fromisoformat(reference) if reference else None
         crawler.signals.connect(lambda **_: engine.dispose(), signals.spider_closed, weak=False)
         return spider
 
@@ -74,6 +83,90 @@ class SourceSpider(scrapy.Spider):
         self.run_id = run_id
         self.pending_states: dict[str, PendingFetchState] = {}
         self.skipped: list[str] = []  # canonical URLs listed again, not fetched again
+        self._states: dict[str, FetchState | None] = {}
+
+    def start_request(self, url: str, callback: Any, **meta: Any) -> scrapy.Request:
+        """A request for a start document (feed, sitemap, listing page): conditional
+        on what it answered last time, its failure counted as a start failure."""
+        state = self._state(url)
+        headers = conditional_headers(state.etag, state.last_modified) if state else {}
+        return scrapy.Request(
+            url,
+            headers=headers,
+            callback=callback,
+            errback=self.on_start_error,
+            meta={"handle_httpstatus_list": [304], "start_url": url, **meta},
+        )
+
+    def _state(self, url: str) -> FetchState | None:
+        """A start URL's fetch state, read once per crawl (it is only written at the end)."""
+        if self.archive is None:
+            return None
+        if url not in self._states:
+            with self.archive() as session:
+                self._states[url] = fetch_state(session, url)
+        return self._states[url]
+
+    def unchanged(self, response: Response) -> bool:
+        """304, or the same bytes as last time (for servers without validators).
+
+        When it changed, the new validators are kept pending; they are saved
+        with the entries it listed if the whole crawl ends well.
+        """
+        url = response.meta.get("start_url", response.url)
+        state = self._state(url)
+        body_hash = hashlib.sha256(response.body).hexdigest()
+        if response.status == 304 or (state is not None and state.body_hash == body_hash):
+            # Everything it lists was handled by the last crawl that ended well.
+            listed = json.loads(state.entry_urls or "[]") if state is not None else []
+            self.skipped.extend(listed)
+            self.stat("deportwatch/articles/unchanged", len(listed))
+            self.stat("deportwatch/feeds/unchanged")
+            return True
+        self.pending_states[url] = PendingFetchState(
+            etag=header_value(response, "ETag"),
+            last_modified=header_value(response, "Last-Modified"),
+            body_hash=body_hash,
+            entry_urls=[],
+        )
+        return False
+
+    def listed(self, response: Response, urls: list[str]) -> None:
+        """Remember which entries a changed start document listed (see ``unchanged``)."""
+        pending = self.pending_states.get(response.meta.get("start_url", response.url))
+        if pending is not None:
+            pending.entry_urls.extend(canonical_url(url) for url in urls)
+
+    def now(self) -> datetime:
+        """The crawl's clock for look-backs (the snapshot's time when replaying)."""
+        return self.reference_time or datetime.now(UTC)
+
+    def known(self, urls: list[str]) -> dict[str, KnownEntry]:
+        """Which of these canonical URLs the archive already holds."""
+        if self.archive is None:
+            return {}
+        with self.archive() as session:
+            return known_entries(session, urls)
+
+    def select_new(
+        self, links: list[tuple[str, FeedHints]], known: dict[str, KnownEntry] | None = None
+    ) -> list[tuple[str, FeedHints, KnownEntry | None]]:
+        """Drop entries already archived whose listed metadata (``hints.meta_hash``)
+        did not change, unless they are recent enough that an edit is still likely
+        (those are re-checked with their validators, so an unedited page answers 304)."""
+        keys = [canonical_url(link) for link, _ in links]
+        known = self.known(keys) if known is None else known
+        cutoff = datetime.now(UTC) - self.recheck_window
+        wanted: list[tuple[str, FeedHints, KnownEntry | None]] = []
+        for key, (link, hints) in zip(keys, links, strict=True):
+            entry = known.get(key)
+            if entry and entry.feed_meta_hash == hints.meta_hash and entry.first_seen_at < cutoff:
+                self.skipped.append(key)
+                continue
+            wanted.append((link, hints, entry))
+        if len(wanted) < len(links):
+            self.stat("deportwatch/articles/unchanged", len(links) - len(wanted))
+        return wanted
 
     def record_error(self, url: str, message: str) -> None:
         """Count an error against this crawl; the first few are kept verbatim."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,10 +13,7 @@ import scrapy
 from parsel import Selector
 from scrapy.http import Response
 
-from db.models import FetchState
-from db.repository import KnownEntry, fetch_state, known_entries
-from pipeline.urls import canonical_url
-from spiders.base import PendingFetchState, SourceSpider, conditional_headers, header_value
+from spiders.base import SourceSpider
 from spiders.extract import FeedHints
 
 
@@ -51,79 +47,39 @@ def entry_hints(entry: Any) -> FeedHints:
     )
 
 
+# RSS 1.0 syndication module: how often the publisher says the feed changes.
+_PERIOD_SECONDS = {
+    "hourly": 3600,
+    "daily": 86400,
+    "weekly": 7 * 86400,
+    "monthly": 30 * 86400,
+    "yearly": 365 * 86400,
+}
+
+
+def update_period(channel: Any) -> int | None:
+    """Seconds between updates as the feed declares them (``sy:updatePeriod`` divided
+    by ``sy:updateFrequency``); ``None`` when it declares nothing usable. Saved
+    with the feed's fetch state for the scheduler, which clamps it."""
+    period = str(channel.get("sy_updateperiod") or "").strip().lower()
+    if period not in _PERIOD_SECONDS:
+        return None
+    try:
+        frequency = max(1, int(str(channel.get("sy_updatefrequency") or "1").strip()))
+    except ValueError:
+        frequency = 1
+    return _PERIOD_SECONDS[period] // frequency
+
+
 class FeedSpider(SourceSpider):
     kind = "feed"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._states: dict[str, FetchState | None] = {}
-
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for url in self.source.start_urls:
-            state = self._state(url)
-            headers = conditional_headers(state.etag, state.last_modified) if state else {}
-            yield scrapy.Request(
-                url,
-                headers=headers,
-                callback=self.parse_feed,
-                errback=self.on_start_error,
-                meta={"handle_httpstatus_list": [304], "feed_url": url},
-            )
-
-    def _state(self, url: str) -> FetchState | None:
-        """A start URL's fetch state, read once per crawl (it is only written at the end)."""
-        if self.archive is None:
-            return None
-        if url not in self._states:
-            with self.archive() as session:
-                self._states[url] = fetch_state(session, url)
-        return self._states[url]
-
-    def _unchanged(self, response: Response) -> bool:
-        """304, or the same bytes as last time (for servers without validators)."""
-        url = response.meta.get("feed_url", response.url)
-        state = self._state(url)
-        body_hash = hashlib.sha256(response.body).hexdigest()
-        if response.status == 304 or (state is not None and state.body_hash == body_hash):
-            # Everything it lists was handled by the last crawl that ended well.
-            listed = json.loads(state.entry_urls or "[]") if state is not None else []
-            self.skipped.extend(listed)
-            self.stat("deportwatch/articles/unchanged", len(listed))
-            self.stat("deportwatch/feeds/unchanged")
-            return True
-        self.pending_states[url] = PendingFetchState(
-            etag=header_value(response, "ETag"),
-            last_modified=header_value(response, "Last-Modified"),
-            body_hash=body_hash,
-            entry_urls=[],
-        )
-        return False
-
-    def _to_fetch(
-        self, links: list[tuple[str, FeedHints]]
-    ) -> list[tuple[str, FeedHints, KnownEntry | None]]:
-        """Drop entries already archived whose title and summary did not change,
-        unless they are recent enough that an edit is still likely (those are
-        re-checked with their validators, so an unedited page answers 304)."""
-        if self.archive is None:
-            return [(link, hints, None) for link, hints in links]
-        keys = [canonical_url(link) for link, _ in links]
-        with self.archive() as session:
-            known = known_entries(session, keys)
-        cutoff = datetime.now(UTC) - self.recheck_window
-        wanted: list[tuple[str, FeedHints, KnownEntry | None]] = []
-        for key, (link, hints) in zip(keys, links, strict=True):
-            entry = known.get(key)
-            if entry and entry.feed_meta_hash == hints.meta_hash and entry.first_seen_at < cutoff:
-                self.skipped.append(key)
-                continue
-            wanted.append((link, hints, entry))
-        if len(wanted) < len(links):
-            self.stat("deportwatch/articles/unchanged", len(links) - len(wanted))
-        return wanted
+            yield self.start_request(url, self.parse_feed)
 
     def parse_feed(self, response: Response) -> Iterator[scrapy.Request]:
-        if self._unchanged(response):
+        if self.unchanged(response):
             return
         # Bytes, never a URL: feedparser would fetch a URL itself, outside Scrapy.
         feed = feedparser.parse(
@@ -154,8 +110,9 @@ class FeedSpider(SourceSpider):
                 )
                 continue
             links.append((response.urljoin(link), entry_hints(entry)))
-        pending = self.pending_states.get(response.meta.get("feed_url", response.url))
+        self.listed(response, [link for link, _ in links])
+        pending = self.pending_states.get(response.meta.get("start_url", response.url))
         if pending is not None:
-            pending.entry_urls.extend(canonical_url(link) for link, _ in links)
-        for link, hints, known in self._to_fetch(links):
+            pending.update_seconds = update_period(feed.feed)
+        for link, hints, known in self.select_new(links):
             yield self.article_request(link, hints, known)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class ArticleItem:
     date_candidates: list[DateCandidate] = field(default_factory=list)
     source_languages: tuple[str, ...] = ()
     page_language: str | None = None  # <html lang> or og:locale
+    details: dict[str, object] | None = None  # kind-specific facts (a post's views, ...)
 
     # Filled by the normalize stage.
     canonical_url: str | None = None
@@ -59,3 +60,22 @@ class ArticleItem:
 
     # Filled by the flag stage.
     flag: FlagResult | None = None
+
+
+@dataclass
+class CounterItem:
+    """One labelled total read off a figures page (``counters`` kind).
+
+    Only the number and its label: never anything else from the page.
+    """
+
+    source: str
+    metric: str  # deported | returned | killed | injured | missing | found | ...
+    label: str  # the label as the page words it
+    value: int
+    as_of: date  # the page's "as of" date, else the fetch day in Kyiv
+    fetched_at: datetime
+    url: str
+
+
+Item = ArticleItem | CounterItem

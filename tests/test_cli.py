@@ -25,7 +25,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_commands_exist() -> None:
-    assert COMMANDS == ["crawl", "flag", "init", "reflag", "show", "sources"]
+    assert COMMANDS == ["crawl", "figures", "flag", "init", "reflag", "show", "sources"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -83,7 +83,7 @@ def test_malformed_sources_file_is_one_line_and_exit_2(
         assert result.exit_code == 2
         lines = result.output.strip().splitlines()
         assert len(lines) == 1
-        assert "source 'ki': field 'kind': Input should be 'feed', got 'rss'" in lines[0]
+        assert "source 'ki': field 'kind': Input should be 'feed', 'sitemap', 'listing', 'telegram' or 'counters', got 'rss'" in lines[0]
 
 
 @pytest.mark.parametrize(
