@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,8 +62,10 @@ def read_sitemap(body: bytes, max_size: int = 0) -> tuple[str, list[SitemapEntry
     if body.startswith(_GZIP_MAGIC):
         try:
             body = gunzip(body, max_size=max_size)
-        except OSError as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise SitemapError(f"broken gzip data ({exc})") from None
+        except ValueError:  # Scrapy's "decompressed size exceeded" (a gzip bomb)
+            raise SitemapError(f"gzipped sitemap unpacks to more than {max_size} bytes") from None
     parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True)
     try:
         root = etree.fromstring(body, parser=parser)

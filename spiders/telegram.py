@@ -186,18 +186,22 @@ class TelegramSpider(SourceSpider):
             )
             return
         known = self.known([canonical_url(post.url) for post in posts])
+        seen_before = 0  # archived, or photos only (never archived, so never "new")
         for post in posts:
             entry = known.get(canonical_url(post.url))
-            if entry is not None and entry.feed_meta_hash == post.meta_hash:
-                self.skipped.append(canonical_url(post.url))
-                self.stat("deportwatch/articles/unchanged")
-                continue
             if not post.text and not post.preview_title:
                 self.stat("deportwatch/posts/media_only")
+                seen_before += 1
                 continue
-            yield self.item(post)
-        if len(known) == len(posts):
-            return  # only archived posts here: everything older is archived too
+            if entry is not None:
+                seen_before += 1
+                if entry.feed_meta_hash == post.meta_hash:
+                    self.skipped.append(canonical_url(post.url))
+                    self.stat("deportwatch/articles/unchanged")
+                    continue
+            yield self.item(post)  # new, or edited since it was archived
+        if seen_before == len(posts):
+            return  # nothing new here: everything older is archived too
         if before is not None and page < self.source.max_pages:
             yield scrapy.Request(
                 response.urljoin(f"?before={before}"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,9 +12,10 @@ from scrapy.http import HtmlResponse, Request, XmlResponse
 
 from deportwatch.replay import snapshot_path
 from spiders.items import ArticleItem, DateCandidate
-from tests.conftest import WEB
+from tests.conftest import REPO, WEB
 
 FETCHED = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+DEPORTWATCH = str(Path(sys.executable).parent / "deportwatch")
 
 
 def snapshot_response(url: str, path: Path | None = None) -> HtmlResponse | XmlResponse:
@@ -35,3 +39,37 @@ def article_item(**overrides: object) -> ArticleItem:
     }
     values.update(overrides)
     return ArticleItem(**values)  # type: ignore[arg-type]
+
+
+def run_cli(
+    args: list[str],
+    database_url: str,
+    sources: Path,
+    tmp_path: Path,
+    **settings: str,
+) -> subprocess.CompletedProcess[str]:
+    """The real command in a subprocess; ``settings`` override DEPORTWATCH_* values."""
+    env = (
+        os.environ
+        | {
+            "DEPORTWATCH_DATABASE_URL": database_url,
+            "DEPORTWATCH_SOURCES": str(sources),
+            "DEPORTWATCH_KEYWORDS": str(REPO / "keywords.toml"),
+            "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
+            "DEPORTWATCH_DOWNLOAD_DELAY": "0",
+            "DEPORTWATCH_RETRY_TIMES": "1",
+            "DEPORTWATCH_RETRY_BACKOFF": "0.05",
+            "DEPORTWATCH_DOWNLOAD_TIMEOUT": "10",
+            "COLUMNS": "200",
+        }
+        | {f"DEPORTWATCH_{name.upper()}": value for name, value in settings.items()}
+    )
+    return subprocess.run(
+        [DEPORTWATCH, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )

@@ -83,7 +83,10 @@ def test_malformed_sources_file_is_one_line_and_exit_2(
         assert result.exit_code == 2
         lines = result.output.strip().splitlines()
         assert len(lines) == 1
-        assert "source 'ki': field 'kind': Input should be 'feed', 'sitemap', 'listing', 'telegram' or 'counters', got 'rss'" in lines[0]
+        assert (
+            "source 'ki': field 'kind': Input should be 'feed', 'sitemap', 'listing', 'telegram' or 'counters', got 'rss'"
+            in lines[0]
+        )
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,47 +13,13 @@ from sqlalchemy import select
 from db.engine import make_engine, make_sessionmaker
 from db.models import Article, CrawlRun, SourceRow
 from tests.conftest import REPO, WEB, LoopbackSite
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e
-DEPORTWATCH = str(Path(sys.executable).parent / "deportwatch")
 KI = WEB / "kyivindependent.com"
 NRC = "national-resistance-center-russia-moves-deported-ukrainians-to-55-distant-regions"
 KHARKIV = "power-restored-to-most-of-kharkiv-after-overnight-strike-on-substation"
 CHROME = ["News Feed", "Enter your email", "Editors' Picks", "MORE NEWS", "Skip to content"]
-
-
-def run_cli(
-    args: list[str],
-    database_url: str,
-    sources: Path,
-    tmp_path: Path,
-    **settings: str,
-) -> subprocess.CompletedProcess[str]:
-    """The real command in a subprocess; ``settings`` override DEPORTWATCH_* values."""
-    env = (
-        os.environ
-        | {
-            "DEPORTWATCH_DATABASE_URL": database_url,
-            "DEPORTWATCH_SOURCES": str(sources),
-            "DEPORTWATCH_KEYWORDS": str(REPO / "keywords.toml"),
-            "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
-            "DEPORTWATCH_DOWNLOAD_DELAY": "0",
-            "DEPORTWATCH_RETRY_TIMES": "1",
-            "DEPORTWATCH_RETRY_BACKOFF": "0.05",
-            "DEPORTWATCH_DOWNLOAD_TIMEOUT": "10",
-            "COLUMNS": "200",
-        }
-        | {f"DEPORTWATCH_{name.upper()}": value for name, value in settings.items()}
-    )
-    return subprocess.run(
-        [DEPORTWATCH, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        check=False,
-    )
 
 
 def feed(base: str, entries: list[tuple[str, str, str]]) -> str:
