@@ -70,7 +70,7 @@ def read_sitemap(body: bytes, max_size: int = 0) -> tuple[str, list[SitemapEntry
     try:
         root = etree.fromstring(body, parser=parser)
     except etree.XMLSyntaxError as exc:
-        raise SitemapError(f"not XML ({exc})") from None
+        raise SitemapError(f"not a sitemap (unreadable XML: {exc})") from None
     if root is None or _local(root.tag) not in ("urlset", "sitemapindex"):
         found = _local(root.tag) if root is not None else "nothing readable"
         raise SitemapError(f"not a sitemap (root element: {found or 'none'})")

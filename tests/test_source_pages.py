@@ -63,7 +63,9 @@ def test_every_source_has_a_report_and_an_unrelated_page() -> None:
         assert len(pages) >= 2, name
 
 
-@pytest.mark.parametrize(("name", "page"), CASES, ids=[p.url.split("/")[2] + ":" + n for n, p in CASES])
+@pytest.mark.parametrize(
+    ("name", "page"), CASES, ids=[p.url.split("/")[2] + ":" + n for n, p in CASES]
+)
 def test_article_snapshot_extracts(name: str, page: Page) -> None:
     source = SOURCES.get(name)
     assert source is not None
