@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     obey_robots: bool = True
     download_timeout: float = Field(default=30.0, gt=0)
     download_delay: float = Field(default=1.0, ge=0, description="Seconds between requests.")
-    concurrent_requests_per_domain: int = Field(default=2, ge=1, le=16)
+    concurrent_requests_per_domain: int = Field(
+        default=2, ge=1, le=2, description="Requests at once per site: 1 or 2, to stay polite."
+    )
     max_response_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     duplicate_threshold: float = Field(
         default=0.5,

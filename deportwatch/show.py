@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from itertools import pairwise
 from typing import Any
 
@@ -63,6 +64,7 @@ def article_record(article: Article) -> dict[str, Any]:
         "first_seen_at": _time(article.first_seen_at),
         "last_seen_at": _time(article.last_seen_at),
         "language": article.language,
+        "details": json.loads(article.details) if article.details else None,
         "flagged": article.flagged,
         "flag_score": article.flag_score,
         "flag_categories": (article.flag_categories or "").split(",") if article.flagged else [],

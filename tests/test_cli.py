@@ -57,7 +57,28 @@ def test_sources_json() -> None:
     result = runner.invoke(app, ["sources", "--format", "json"], catch_exceptions=False)
     assert result.exit_code == 0
     rows = json.loads(result.output)
-    assert [r["name"] for r in rows][:2] == ["kyiv-independent", "nv-en"]
+    assert [r["name"] for r in rows] == [
+        "kyiv-independent",
+        "kyiv-independent-archive",
+        "nv-en",
+        "nv-uk",
+        "nv-ru",
+        "ukrinform-en",
+        "ukrinform-uk",
+        "up-uk",
+        "up-en",
+        "suspilne",
+        "ombudsman-uk",
+        "ombudsman-en",
+        "ombudsman-telegram",
+        "pgo-telegram",
+        "nrc-uk",
+        "nrc-en",
+        "minre",
+        "children-of-war",
+    ]
+    assert {r["kind"] for r in rows} == {"feed", "listing", "sitemap", "telegram", "counters"}
+    assert [r["name"] for r in rows if not r["enabled"]] == ["ombudsman-telegram"]
     assert rows[0] == {
         "name": "kyiv-independent",
         "kind": "feed",
@@ -93,7 +114,10 @@ def test_malformed_sources_file_is_one_line_and_exit_2(
     ("args", "message"),
     [
         (["crawl"], "name the sources to crawl, or use --all"),
-        (["crawl", "nowhere"], "unknown source 'nowhere' (known: kyiv-independent, nv-en"),
+        (
+            ["crawl", "nowhere"],
+            "unknown source 'nowhere' (known: kyiv-independent, kyiv-independent-archive, nv-en",
+        ),
         (["crawl", "nv-en", "--all"], "give source names or --all, not both"),
         (
             ["crawl", "--all", "--replay", "/no/such/dir"],

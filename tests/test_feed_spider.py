@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from scrapy import Request
 from scrapy.http import HtmlResponse, Response, TextResponse, XmlResponse
 
 from deportwatch.sources import load_sources, parse_sources
 from spiders.extract import FeedHints
-from spiders.feed import FeedSpider, entry_hints
+from spiders.feed import FeedSpider, entry_hints, update_period
 from spiders.items import ArticleItem
 from tests.conftest import REPO
 from tests.helpers import snapshot_response
@@ -148,3 +149,19 @@ def test_binary_response_is_a_counted_error() -> None:
     )
     assert list(s.parse_article(response, FeedHints())) == []
     assert s.error_lines == [f"{url}: not a text page (image/jpeg)"]
+
+
+@pytest.mark.parametrize(
+    ("period", "frequency", "seconds"),
+    [
+        ("hourly", "1", 3600),
+        ("hourly", "2", 1800),
+        ("daily", None, 86400),
+        ("Weekly", "x", 604800),
+        ("sometimes", "1", None),
+        (None, None, None),
+    ],
+)
+def test_feed_update_period(period: str | None, frequency: str | None, seconds: int | None) -> None:
+    channel = {"sy_updateperiod": period, "sy_updatefrequency": frequency}
+    assert update_period(channel) == seconds

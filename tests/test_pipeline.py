@@ -135,3 +135,21 @@ def test_unknown_source_is_an_error(store: StorePipeline) -> None:
 def test_store_refuses_unnormalized_items(store: StorePipeline) -> None:
     with pytest.raises(ValueError, match="before normalize"):
         store.process_item(replace(article_item()))
+
+
+def test_an_article_without_any_readable_date_is_counted(
+    store: StorePipeline, session: Session
+) -> None:
+    undated = normalized(date_candidates=[DateCandidate("selector", "1 min read")])
+    store.process_item(undated)
+    store.process_item(
+        normalized(
+            url="https://kyivindependent.com/other/",
+            final_url="https://kyivindependent.com/other/",
+            text="Another text.",
+        )
+    )
+    row = session.scalars(select(Article).where(Article.date_origin == "fetch-time")).one()
+    assert row.published_at == FETCHED
+    assert store.stats is not None
+    assert store.stats.get_value("deportwatch/articles/undated") == 1

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select, text
 from typer.testing import CliRunner
 
 from db.engine import make_engine, make_sessionmaker
-from db.models import Article, CounterReading, CrawlRun, SourceRow
+from db.models import Article, CounterReading, CrawlRun, FetchState, SourceRow
 from deportwatch.cli import app
 from deportwatch.sources import load_sources
 from tests.conftest import FIXTURES, REPO, WEB, fresh_database
@@ -85,6 +85,15 @@ def test_every_enabled_source_archives_complete_articles(replayed: Replayed, nam
     assert _count(replayed.engine, name, Article.flagged.is_(True)) >= 1
     if name != "kyiv-independent-archive":  # its unrelated pages may belong to the feed source
         assert _count(replayed.engine, name, Article.flagged.is_(False)) >= 1
+
+
+def test_feed_fetch_state_keeps_the_declared_update_period(replayed: Replayed) -> None:
+    with make_sessionmaker(replayed.engine)() as session:
+        nrc = session.get_one(
+            FetchState, "https://sprotyv.mod.gov.ua/feed/"
+        )  # sy:updatePeriod hourly
+        ki = session.get_one(FetchState, "https://kyivindependent.com/news-archive/rss/")
+    assert (nrc.update_seconds, ki.update_seconds) == (3600, None)
 
 
 def test_summary_shows_every_enabled_source(replayed: Replayed) -> None:
