@@ -23,7 +23,14 @@ VALID = {
 def test_the_shipped_sources_file_is_valid() -> None:
     config = load_sources(REPO / "sources.toml")
     names = [s.name for s in config.sources]
-    assert names[:2] == ["kyiv-independent", "nv-en"]
+    assert names[:3] == ["kyiv-independent", "kyiv-independent-archive", "nv-en"]
+    minre = config.get("minre")
+    assert minre is not None
+    assert (minre.kind, minre.lookback_delta, minre.follow) == (
+        "sitemap",
+        timedelta(days=30),
+        ("wp-sitemap-posts-post-",),
+    )
     nv = config.get("nv-en")
     assert nv is not None
     assert nv.selectors.body == "div[id^=article_content_replace_] p"
@@ -84,6 +91,21 @@ def test_cron_schedule() -> None:
         ({"max_items": 0}, "field 'max_items': Input should be greater than or equal to 1"),
         ({"enabled": "sometimes"}, "field 'enabled': Input should be a valid boolean"),
         ({"colour": "blue"}, "field 'colour': unknown field"),
+        (
+            {"kind": "listing"},
+            'field \'(entry)\': a "listing" source needs [source.listing] with "items"',
+        ),
+        (
+            {"kind": "listing", "listing": {"next": "a.next"}},
+            "field 'listing.items': Field required",
+        ),
+        (
+            {"kind": "telegram", "start_urls": ["https://t.me/pgo_gov_ua"]},
+            "'https://t.me/pgo_gov_ua' is not a channel preview like https://t.me/s/<name>",
+        ),
+        ({"lookback": "a while"}, "field 'lookback': 'a while' is not an interval"),
+        ({"follow": ["posts-("]}, "field 'follow': 'posts-(' is not a regular expression"),
+        ({"max_pages": 0}, "field 'max_pages': Input should be greater than or equal to 1"),
     ],
 )
 def test_invalid_entries_name_source_and_field(change: dict[str, object], message: str) -> None:
