@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +11,7 @@ from sqlalchemy import select
 
 from db.engine import make_engine, make_sessionmaker
 from db.models import Article, CrawlRun, SourceRow
-from tests.conftest import REPO, WEB, LoopbackSite
+from tests.conftest import WEB, LoopbackSite
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -192,44 +191,6 @@ def test_server_errors_are_counted_not_fatal(
     [(_, run)] = runs(database_url)
     assert (run.outcome, run.articles_new, run.errors) == ("partial", 1, 1)
     assert run.error_text == f"{site.base}/news/gone/: HTTP 404 Not Found"
-
-
-def test_replay_of_the_shipped_sources(database_url: str, tmp_path: Path) -> None:
-    """`deportwatch crawl --all --replay tests/fixtures/web` with the real sources.toml."""
-    shutil.copy(REPO / "sources.toml", tmp_path / "sources.toml")
-    args = ["crawl", "--all", "--replay", str(WEB)]
-    result = run_cli(args, database_url, tmp_path / "sources.toml", tmp_path)
-    assert result.returncode == 0, result.stderr
-    rows = articles(database_url)
-    by_source: dict[str, list[str]] = {}
-    engine = make_engine(database_url)
-    with make_sessionmaker(engine)() as session:
-        for name, title in session.execute(
-            select(SourceRow.name, Article.title).join(Article.source).order_by(Article.id)
-        ):
-            by_source.setdefault(name, []).append(title)
-    engine.dispose()
-    assert sorted(len(v) for v in by_source.values()) == [2, 3]
-    assert (
-        "Ombudsman: 31 children brought back to Ukraine from occupied Kherson Oblast and Russia"
-        in by_source["kyiv-independent"]
-    )
-    assert "Ukraine's grain exports rose in December, ministry says" in by_source["nv-en"]
-    nv = next(r for r in rows if "health camps" in r.title)
-    assert nv.published_at == datetime(2023, 12, 28, 12, 12, tzinfo=UTC)
-    assert nv.date_origin == "selector"
-    assert "Реклама" not in nv.text
-    assert "Read also" not in nv.text
-    ki = next(r for r in rows if r.title.startswith("Ombudsman: 31"))
-    assert (
-        ki.canonical_url
-        == "https://kyivindependent.com/ombudsman-31-children-brought-back-to-ukraine"
-    )
-    assert ki.url.endswith("?utm_source=rss&utm_medium=feed")
-
-    again = run_cli(args, database_url, tmp_path / "sources.toml", tmp_path)
-    assert again.returncode == 0, again.stderr
-    assert len(articles(database_url)) == 5
 
 
 def test_malformed_sources_file_subprocess(tmp_path: Path) -> None:

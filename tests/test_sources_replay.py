@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,38 @@ def test_bad_snapshots_are_counted_errors_and_the_other_sources_still_crawl(
         assert reason in (runs[name].error_text or ""), name
         assert f"{name}: " in done.stdout  # the error is shown under the summary
     assert (runs["suspilne"].outcome, runs["suspilne"].articles_new) == ("ok", 2)
+
+
+def test_hand_written_feed_snapshots_keep_their_details(replayed: Replayed) -> None:
+    with make_sessionmaker(replayed.engine)() as session:
+        nv = session.scalars(select(Article).where(Article.title.contains("health camps"))).one()
+        ki = session.scalars(select(Article).where(Article.title.startswith("Ombudsman: 31"))).one()
+    assert nv.published_at == datetime(2023, 12, 28, 12, 12, tzinfo=UTC)
+    assert nv.date_origin == "selector"
+    assert "Реклама" not in nv.text
+    assert "Read also" not in nv.text
+    assert (
+        ki.canonical_url
+        == "https://kyivindependent.com/ombudsman-31-children-brought-back-to-ukraine"
+    )
+    assert ki.url.endswith("?utm_source=rss&utm_medium=feed")
+
+
+def test_a_second_replay_of_everything_adds_no_rows(replayed: Replayed) -> None:
+    """Last in this module: it crawls every source again."""
+
+    def totals() -> tuple[int, int]:
+        with make_sessionmaker(replayed.engine)() as session:
+            articles = session.scalar(select(func.count()).select_from(Article)) or 0
+            readings = session.scalar(select(func.count()).select_from(CounterReading)) or 0
+        return articles, readings
+
+    before = totals()
+    code, _, stderr = replayed.cli("crawl", "--all", "--replay", str(WEB))
+    assert code == 0, stderr
+    assert totals() == before
+    with make_sessionmaker(replayed.engine)() as session:
+        latest = session.scalars(
+            select(CrawlRun).order_by(CrawlRun.id.desc()).limit(len(ENABLED))
+        ).all()
+    assert {(run.articles_new, run.readings_new, run.errors) for run in latest} == {(0, 0, 0)}
