@@ -28,6 +28,7 @@ from deportwatch.dates import parse_since
 from deportwatch.errors import DeportwatchError, UsageError
 from deportwatch.figures import FIELDS as FIGURE_FIELDS
 from deportwatch.figures import figure_records
+from deportwatch.health import SourceHealth, archive_health
 from deportwatch.keywords import load_taxonomy
 from deportwatch.reflag import count_articles
 from deportwatch.reflag import reflag as run_reflag
@@ -230,6 +231,62 @@ def list_sources(
             str(row["last_outcome"] or "—"),
         )
     out.print(table)
+
+
+@app.command()
+def status(
+    output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
+        ListFormat.table
+    ),
+) -> None:
+    """Every source's health; exits 1 when an enabled source is unhealthy.
+
+    Unhealthy: 3 failed crawls in a row, 3 crawls in a row that found nothing,
+    most recent items without a date or text (extraction broken), or silence far
+    longer than the source's usual rhythm. Usable as a container health check.
+
+    Example: deportwatch status --format json
+    """
+    with reported_errors():
+        settings = _settings()
+        config = load_sources(settings.sources)
+        health = _health_if_any(settings, config.sources)
+    if output is ListFormat.json:
+        print(json.dumps([h.record() for h in health], ensure_ascii=False, indent=2))
+    else:
+        table = Table(title="Source health")
+        for column in ("source", "state", "last crawl", "outcome", "last new item", "problems"):
+            table.add_column(column, no_wrap=column != "problems")
+        colours = {"healthy": "green", "unhealthy": "red", "pending": "yellow"}
+        for h in health:
+            table.add_row(
+                h.name,
+                f"[{colours.get(h.state, 'dim')}]{h.state}[/]",
+                h.last_run_at.strftime("%Y-%m-%d %H:%M") if h.last_run_at else "never",
+                h.last_outcome or "—",
+                h.last_new_item_at.strftime("%Y-%m-%d %H:%M") if h.last_new_item_at else "—",
+                escape("; ".join(h.problems)) or "—",
+            )
+        out.print(table)
+    if any(h.state == "unhealthy" for h in health):
+        raise typer.Exit(1)
+
+
+def _health_if_any(settings: Settings, sources: tuple[Source, ...]) -> list[SourceHealth]:
+    """Health from the archive; before the first crawl every source is pending."""
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return [
+            SourceHealth(s.name, s.enabled, "pending" if s.enabled else "disabled") for s in sources
+        ]
+    with open_archive(url, migrate=False) as engine:
+        if not inspect(engine).has_table("crawl_runs") or current_revision(engine) is None:
+            return [
+                SourceHealth(s.name, s.enabled, "pending" if s.enabled else "disabled")
+                for s in sources
+            ]
+        with make_sessionmaker(engine)() as session:
+            return archive_health(session, sources)
 
 
 def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]]:

@@ -25,7 +25,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_commands_exist() -> None:
-    assert COMMANDS == ["crawl", "figures", "flag", "init", "reflag", "show", "sources"]
+    assert COMMANDS == ["crawl", "figures", "flag", "init", "reflag", "show", "sources", "status"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
