@@ -19,6 +19,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from db.engine import describe_url, make_sessionmaker
 from db.migrate import current_revision, open_archive
@@ -272,37 +273,45 @@ def status(
         raise typer.Exit(1)
 
 
-def _health_if_any(settings: Settings, sources: tuple[Source, ...]) -> list[SourceHealth]:
-    """Health from the archive; before the first crawl every source is pending."""
+@contextmanager
+def _existing_archive(settings: Settings) -> Iterator[Session | None]:
+    """A session on the archive when one exists with its tables; else None.
+
+    For commands that only read: they never create or migrate an archive.
+    """
     url = settings.database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return [
-            SourceHealth(s.name, s.enabled, "pending" if s.enabled else "disabled") for s in sources
-        ]
+        yield None
+        return
     with open_archive(url, migrate=False) as engine:
-        if not inspect(engine).has_table("crawl_runs") or current_revision(engine) is None:
+        if not inspect(engine).has_table("crawl_runs"):
+            yield None
+            return
+        with make_sessionmaker(engine)() as session:
+            yield session
+
+
+def _health_if_any(settings: Settings, sources: tuple[Source, ...]) -> list[SourceHealth]:
+    """Health from the archive; before the first crawl every source is pending."""
+    with _existing_archive(settings) as session:
+        if session is None:
             return [
                 SourceHealth(s.name, s.enabled, "pending" if s.enabled else "disabled")
                 for s in sources
             ]
-        with make_sessionmaker(engine)() as session:
-            return archive_health(session, sources)
+        return archive_health(session, sources)
 
 
 def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]]:
-    """Last runs from the archive; an archive that does not exist yet is not created."""
-    url = settings.database_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return {}
+    """Last runs from the archive; an unreachable or missing archive shows none."""
     try:
-        with open_archive(url, migrate=False) as engine:
-            if not inspect(engine).has_table("crawl_runs"):
+        with _existing_archive(settings) as session:
+            if session is None:
                 return {}
-            with make_sessionmaker(engine)() as session:
-                return {
-                    name: (run.started_at.isoformat(), run.outcome)
-                    for name, run in last_runs(session).items()
-                }
+            return {
+                name: (run.started_at.isoformat(), run.outcome)
+                for name, run in last_runs(session).items()
+            }
     except SQLAlchemyError:
         return {}
 

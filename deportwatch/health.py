@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -66,13 +67,9 @@ def _runs(session: Session, source_id: int) -> list[CrawlRun]:
     return list(session.scalars(query))
 
 
-def _streak(runs: list[CrawlRun], matches: object) -> int:
-    count = 0
-    for run in runs:
-        if not matches(run):  # type: ignore[operator]
-            break
-        count += 1
-    return count
+def _streak(runs: list[CrawlRun], matches: Callable[[CrawlRun], bool]) -> int:
+    """How many of the newest runs in a row match."""
+    return next((i for i, run in enumerate(runs) if not matches(run)), len(runs))
 
 
 def _found_nothing(run: CrawlRun) -> bool:

@@ -43,6 +43,12 @@ HttpUrl = Annotated[str, AfterValidator(_check_url)]
 _TELEGRAM_PREVIEW = re.compile(r"^https://t\.me/s/([A-Za-z][A-Za-z0-9_]{3,31})/?$")
 
 
+def _check_interval(value: str) -> str:
+    if not _INTERVAL.match(value):
+        raise ValueError(f'{value!r} is not an interval like "45s", "30m", "2h" or "1d"')
+    return value
+
+
 def interval_delta(text: str) -> timedelta:
     """ "30m", "2h", "14d" as a timedelta (the text is validated beforehand)."""
     match = _INTERVAL.match(text)
@@ -68,9 +74,7 @@ class Schedule(BaseModel):
     @field_validator("every")
     @classmethod
     def _valid_interval(cls, value: str | None) -> str | None:
-        if value is not None and not _INTERVAL.match(value):
-            raise ValueError(f'{value!r} is not an interval like "45s", "30m", "2h" or "1d"')
-        return value
+        return None if value is None else _check_interval(value)
 
     @field_validator("cron")
     @classmethod
@@ -157,9 +161,7 @@ class Source(BaseModel):
     @field_validator("lookback")
     @classmethod
     def _valid_lookback(cls, value: str) -> str:
-        if not _INTERVAL.match(value):
-            raise ValueError(f'{value!r} is not an interval like "12h", "14d"')
-        return value
+        return _check_interval(value)
 
     @field_validator("follow")
     @classmethod

@@ -131,11 +131,31 @@ class SourceSpider(scrapy.Spider):
         )
         return False
 
-    def listed(self, response: Response, urls: list[str]) -> None:
-        """Remember which entries a changed start document listed (see ``unchanged``)."""
+    def listed(self, response: Response, urls: list[str]) -> PendingFetchState | None:
+        """Remember which entries a changed start document listed (see ``unchanged``);
+        returns that document's pending state, if it has one."""
         pending = self.pending_states.get(response.meta.get("start_url", response.url))
         if pending is not None:
             pending.entry_urls.extend(canonical_url(url) for url in urls)
+        return pending
+
+    def document_failed(self, response: Response, message: str, *, start: bool = True) -> None:
+        """A feed, sitemap, listing or channel page that could not be read. A start
+        document counts as a start failure: when all of them fail, the run failed."""
+        self.start_failures += int(start)
+        self.record_error(response.url, message)
+
+    def next_page(self, response: Response, href: str, callback: Any) -> scrapy.Request:
+        """The request for the next (older) page of a paginated start document."""
+        return scrapy.Request(
+            response.urljoin(href),
+            callback=callback,
+            errback=self.on_page_error,
+            meta={
+                "page": int(response.meta.get("page", 1)) + 1,
+                "start_url": response.meta.get("start_url"),
+            },
+        )
 
     def now(self) -> datetime:
         """The crawl's clock for look-backs (the snapshot's time when replaying)."""

@@ -143,13 +143,11 @@ class CountersSpider(SourceSpider):
 
     def parse_counters(self, response: Response) -> Iterator[CounterItem]:
         if not isinstance(response, TextResponse):
-            self.start_failures += 1
-            self.record_error(response.url, "figures page is not text")
+            self.document_failed(response, "figures page is not text")
             return
         counters = parse_counters(response.text)
         if not counters:
-            self.start_failures += 1
-            self.record_error(response.url, "no labelled totals found (markup changed?)")
+            self.document_failed(response, "no labelled totals found (markup changed?)")
             return
         fetched = datetime.now(UTC)
         as_of = parse_as_of(response.text) or fetched.astimezone(KYIV).date()

@@ -92,14 +92,13 @@ class FeedSpider(SourceSpider):
             resolve_relative_uris=False,
         )
         if not feed.entries:
-            self.start_failures += 1
             # feedparser names the format it recognised; none means not a feed at all.
             reason = (
                 "feed has no entries"
                 if feed.get("version")
                 else f"not a readable feed ({feed.get('bozo_exception') or 'unknown format'})"
             )
-            self.record_error(response.url, reason)
+            self.document_failed(response, reason)
             return
         links = []
         for entry in feed.entries[: self.source.max_items]:
@@ -110,8 +109,7 @@ class FeedSpider(SourceSpider):
                 )
                 continue
             links.append((response.urljoin(link), entry_hints(entry)))
-        self.listed(response, [link for link, _ in links])
-        pending = self.pending_states.get(response.meta.get("start_url", response.url))
+        pending = self.listed(response, [link for link, _ in links])
         if pending is not None:
             pending.update_seconds = update_period(feed.feed)
         for link, hints, known in self.select_new(links):

@@ -57,13 +57,12 @@ class ListingSpider(SourceSpider):
         listing = self.source.listing
         assert listing is not None  # the sources file guarantees it for this kind
         if not isinstance(response, TextResponse):
-            self.start_failures += int(page == 1)
-            self.record_error(response.url, "listing page is not text")
+            self.document_failed(response, "listing page is not text", start=page == 1)
             return
         links = listing_links(response, listing.items)[: self.source.max_items]
         if not links:
-            self.start_failures += int(page == 1)
-            self.record_error(response.url, f"no items matched {listing.items!r} (markup changed?)")
+            message = f"no items matched {listing.items!r} (markup changed?)"
+            self.document_failed(response, message, start=page == 1)
             return
         self.listed(response, [link for link, _ in links])
         known = self.known([canonical_url(link) for link, _ in links])
@@ -75,9 +74,4 @@ class ListingSpider(SourceSpider):
             return  # everything here is archived: so is everything older
         next_href = response.css(listing.next).attrib.get("href") if listing.next else None
         if next_href and page < self.source.max_pages:
-            yield scrapy.Request(
-                response.urljoin(next_href),
-                callback=self.parse_listing,
-                errback=self.on_page_error,
-                meta={"page": page + 1, "start_url": response.meta.get("start_url")},
-            )
+            yield self.next_page(response, next_href, self.parse_listing)

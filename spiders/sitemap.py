@@ -118,9 +118,9 @@ class SitemapSpider(SourceSpider):
         skipped = len(dated) - len(recent)
         if skipped:
             self.stat("deportwatch/sitemap/older_than_lookback", skipped)
+        # Dated before undated, then newest first.
         recent.sort(key=lambda pair: (pair[0] is not None, pair[0]), reverse=True)
-        undated_last = [e for d, e in recent if d is not None] + [e for d, e in recent if d is None]
-        return undated_last
+        return [entry for _, entry in recent]
 
     def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
         top = response.meta.get("top", True)
@@ -132,8 +132,7 @@ class SitemapSpider(SourceSpider):
             if not entries:
                 raise SitemapError("sitemap lists nothing")
         except SitemapError as exc:
-            self.start_failures += int(top)
-            self.record_error(response.url, str(exc))
+            self.document_failed(response, str(exc), start=top)
             return
         if kind == "sitemapindex":
             # An index rarely changes when its children do: always read the children.

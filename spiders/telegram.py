@@ -175,15 +175,12 @@ class TelegramSpider(SourceSpider):
         page = int(response.meta.get("page", 1))
         channel = telegram_channel(response.meta.get("start_url", "")) or ""
         if not isinstance(response, TextResponse):
-            self.start_failures += int(page == 1)
-            self.record_error(response.url, "channel page is not text")
+            self.document_failed(response, "channel page is not text", start=page == 1)
             return
         posts, before = parse_channel_page(response.text, channel)
         if not posts:
-            self.start_failures += int(page == 1)
-            self.record_error(
-                response.url, "no posts found (channel private, renamed, or markup changed)"
-            )
+            message = "no posts found (channel private, renamed, or markup changed)"
+            self.document_failed(response, message, start=page == 1)
             return
         known = self.known([canonical_url(post.url) for post in posts])
         seen_before = 0  # archived, or photos only (never archived, so never "new")
@@ -203,12 +200,7 @@ class TelegramSpider(SourceSpider):
         if seen_before == len(posts):
             return  # nothing new here: everything older is archived too
         if before is not None and page < self.source.max_pages:
-            yield scrapy.Request(
-                response.urljoin(f"?before={before}"),
-                callback=self.parse_channel,
-                errback=self.on_page_error,
-                meta={"page": page + 1, "start_url": response.meta.get("start_url")},
-            )
+            yield self.next_page(response, f"?before={before}", self.parse_channel)
 
     def item(self, post: TelegramPost) -> ArticleItem:
         details: dict[str, object] = {"channel": post.channel, "post_id": post.post_id}
