@@ -40,6 +40,9 @@ class SourceRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     enabled: Mapped[bool]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The health state last announced by an alert (healthy | unhealthy), so a
+    # change is announced once, when it happens.
+    health_state: Mapped[str | None] = mapped_column(String(16))
 
     runs: Mapped[list[CrawlRun]] = relationship(back_populates="source")
 
@@ -70,6 +73,8 @@ class CrawlRun(Base):
     articles_undated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Counter readings (figures) stored by this run.
     readings_new: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the run's newly flagged stories were queued as alerts (None: not yet).
+    alerts_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     source: Mapped[SourceRow] = relationship(back_populates="runs")
 
@@ -238,3 +243,32 @@ class CounterReading(Base):
     url: Mapped[str] = mapped_column(Text)
 
     source: Mapped[SourceRow] = relationship()
+
+
+class Alert(Base):
+    """A message to send: a newly flagged story or a change in a source's health.
+
+    ``key`` makes an alert unique (``story:<cluster id>``), so a story is
+    announced once however many runs and processes see it.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # story | health
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[str] = mapped_column(Text)  # JSON: what the message says
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertDelivery(Base):
+    """An alert delivered to one target; targets without a row are retried."""
+
+    __tablename__ = "alert_deliveries"
+
+    alert_id: Mapped[int] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    # A hash of the target's URL: the URL itself holds tokens and passwords.
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)

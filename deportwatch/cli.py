@@ -27,9 +27,10 @@ from db.repository import last_runs
 from deportwatch.crawl import RunSummary, run_crawl
 from deportwatch.dates import parse_since
 from deportwatch.errors import DeportwatchError, UsageError
+from deportwatch.events import setup_service_logging
 from deportwatch.figures import FIELDS as FIGURE_FIELDS
 from deportwatch.figures import figure_records
-from deportwatch.health import SourceHealth, archive_health
+from deportwatch.health import FAILED_OUTCOMES, SourceHealth, archive_health
 from deportwatch.keywords import load_taxonomy
 from deportwatch.reflag import count_articles
 from deportwatch.reflag import reflag as run_reflag
@@ -39,6 +40,7 @@ from deportwatch.sources import Source, load_sources
 from pipeline.language import detect_language
 from pipeline.matcher import FlagResult, Matcher
 from pipeline.text import clean_text
+from scheduler import run_service
 
 app = typer.Typer(
     name="deportwatch",
@@ -129,6 +131,10 @@ def crawl(
         typer.Option(help="Answer requests from a snapshot directory DIR/<host>/<path>."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every page.")] = False,
+    run_id: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="The scheduler's already opened crawl_runs row."),
+    ] = None,
 ) -> None:
     """Crawl sources once into the archive, then print a summary per source.
 
@@ -143,7 +149,9 @@ def crawl(
         load_taxonomy(settings.keywords)  # a broken taxonomy stops the crawl before it starts
         if replay is not None and not replay.is_dir():
             raise UsageError(f"--replay {replay}: no such directory")
-        summaries = run_crawl(settings, sources, err, replay_dir=replay, verbose=verbose)
+        summaries = run_crawl(
+            settings, sources, err, replay_dir=replay, verbose=verbose, run_id=run_id
+        )
 
     _print_summary(summaries)
     if summaries and all(s.outcome == "failed" for s in summaries):
@@ -183,6 +191,28 @@ def _print_summary(summaries: list[RunSummary]) -> None:
             out.print(f"[bold]{s.source}[/]: {line}", highlight=False, soft_wrap=True)
         if len(lines) > 3:
             out.print(f"[bold]{s.source}[/]: … {len(lines) - 3} more (see the crawl log)")
+
+
+@app.command()
+def schedule(
+    once: Annotated[
+        bool, typer.Option("--once", help="Crawl every due source one time, then exit.")
+    ] = False,
+) -> None:
+    """Run the background service: every enabled source crawled on its schedule.
+
+    Each crawl runs in a child process with a timeout; logs are JSON lines on
+    stdout. SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the sources file.
+    With --once, exits 1 if any crawl failed.
+
+    Examples: deportwatch schedule · deportwatch schedule --once (from cron)
+    """
+    with reported_errors():
+        settings = _settings()
+        setup_service_logging()
+        results = run_service(settings, once=once)
+    if any(r.outcome in FAILED_OUTCOMES for r in results):
+        raise typer.Exit(1)
 
 
 @app.command("sources")

@@ -16,7 +16,9 @@ from scrapy.crawler import Crawler, CrawlerProcess
 
 from db.engine import make_sessionmaker
 from db.migrate import open_archive
+from db.models import CrawlRun
 from db.repository import ensure_source, runs_by_id, start_run
+from deportwatch.errors import UsageError
 from deportwatch.logs import setup_crawl_logging
 from deportwatch.replay import snapshot_time
 from deportwatch.settings import Settings
@@ -87,8 +89,14 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
     }
 
 
-def _register_runs(settings: Settings, sources: list[Source]) -> dict[str, int]:
-    """Make the schema current and open one ``crawl_runs`` row per source."""
+def _register_runs(
+    settings: Settings, sources: list[Source], given_run_id: int | None
+) -> dict[str, int]:
+    """Make the schema current and open one ``crawl_runs`` row per source.
+
+    The scheduler opens the row itself and passes its id (``given_run_id``), so
+    that it can close the row when it has to stop a crawl that ran too long.
+    """
     with (
         open_archive(settings.database_url) as engine,
         make_sessionmaker(engine).begin() as session,
@@ -96,7 +104,13 @@ def _register_runs(settings: Settings, sources: list[Source]) -> dict[str, int]:
         run_ids = {}
         for source in sources:
             row = ensure_source(session, source.name, source.kind, source.enabled)
-            run_ids[source.name] = start_run(session, row.id).id
+            if given_run_id is None:
+                run_ids[source.name] = start_run(session, row.id).id
+                continue
+            run = session.get(CrawlRun, given_run_id)
+            if run is None or run.source_id != row.id or run.outcome != "running":
+                raise UsageError(f"--run-id {given_run_id}: no running crawl of '{source.name}'")
+            run_ids[source.name] = run.id
         return run_ids
 
 
@@ -152,11 +166,15 @@ def run_crawl(
     settings: Settings,
     sources: list[Source],
     console: Console,
+    *,
     replay_dir: Path | None = None,
     verbose: bool = False,
+    run_id: int | None = None,
 ) -> list[RunSummary]:
     """Crawl ``sources`` concurrently, once, and return each run's summary."""
-    run_ids = _register_runs(settings, sources)
+    if run_id is not None and len(sources) != 1:
+        raise UsageError("--run-id goes with exactly one source")
+    run_ids = _register_runs(settings, sources, run_id)
     setup_crawl_logging(console, settings.log_dir, verbose)
     process = CrawlerProcess(scrapy_settings(settings, replay_dir))
     progress = Progress(

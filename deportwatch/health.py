@@ -31,6 +31,9 @@ MAX_BODYLESS_SHARE = 0.2
 MIN_ITEMS_FOR_SHARES = 10  # below this, shares are noise
 STALE_FACTOR = 4  # silence longer than this many usual gaps is suspicious
 MIN_STALE = timedelta(days=2)  # ... but never alarm on less than this
+# A crawl that read nothing (failed), ran past its timeout, or whose process
+# died before it could record its end (crashed).
+FAILED_OUTCOMES = frozenset({"failed", "timeout", "crashed"})
 
 
 @dataclass
@@ -107,7 +110,7 @@ def source_health(session: Session, source: Source, now: datetime | None = None)
     health.last_run_at, health.last_outcome = runs[0].started_at, runs[0].outcome
     successes = [r for r in runs if r.outcome in ("ok", "partial")]
     health.last_success_at = successes[0].started_at if successes else None
-    health.consecutive_failures = _streak(runs, lambda r: r.outcome == "failed")
+    health.consecutive_failures = _streak(runs, lambda r: r.outcome in FAILED_OUTCOMES)
     health.empty_runs = _streak(runs, _found_nothing)
     assert row is not None
 

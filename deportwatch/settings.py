@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deportwatch.errors import ConfigError
+from deportwatch.sources import check_interval
 
 DEFAULT_USER_AGENT = (
     "deportwatch/0.1 (+https://github.com/deportwatch/deportwatch; "
@@ -51,6 +52,42 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="Seconds before the first retry; doubles each time."
     )
 
+    # The background service (deportwatch schedule).
+    max_concurrent_crawls: int = Field(
+        default=2, ge=1, le=32, description="Crawls (child processes) running at once."
+    )
+    crawl_timeout: float = Field(
+        default=1800, gt=0, description="Seconds before a crawl is stopped as timed out."
+    )
+    shutdown_grace: float = Field(
+        default=60, ge=0, description="Seconds running crawls get to finish on SIGTERM."
+    )
+    default_interval: str = Field(
+        default="1h", description="How often a source without a schedule is crawled."
+    )
+    schedule_jitter: float = Field(
+        default=120,
+        ge=0,
+        description="Most seconds a run is moved at random (never over a tenth of its interval).",
+    )
+    misfire_grace: float = Field(
+        default=900, ge=1, description="Seconds a run missed (machine asleep, busy) may be late."
+    )
+    alert_urls: str = Field(
+        default="",
+        description="Apprise URLs that receive alerts, separated by spaces or commas.",
+    )
+    alert_max_age_hours: float = Field(
+        default=72,
+        gt=0,
+        description="Alerts older than this are no longer sent (a new target gets no backlog).",
+    )
+
+    @field_validator("default_interval")
+    @classmethod
+    def _valid_interval(cls, value: str) -> str:
+        return check_interval(value)
+
 
 def load_settings(**overrides: object) -> Settings:
     """Build the settings, turning a bad environment value into a ConfigError."""
@@ -59,6 +96,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
         raise ConfigError(
-            f"setting DEPORTWATCH_{field.upper()}: {err['msg']} (got {err.get('input')!r})"
+            f"setting DEPORTWATCH_{field.upper()}: {message} (got {err.get('input')!r})"
         ) from None

@@ -43,7 +43,7 @@ HttpUrl = Annotated[str, AfterValidator(_check_url)]
 _TELEGRAM_PREVIEW = re.compile(r"^https://t\.me/s/([A-Za-z][A-Za-z0-9_]{3,31})/?$")
 
 
-def _check_interval(value: str) -> str:
+def check_interval(value: str) -> str:
     if not _INTERVAL.match(value):
         raise ValueError(f'{value!r} is not an interval like "45s", "30m", "2h" or "1d"')
     return value
@@ -74,7 +74,7 @@ class Schedule(BaseModel):
     @field_validator("every")
     @classmethod
     def _valid_interval(cls, value: str | None) -> str | None:
-        return None if value is None else _check_interval(value)
+        return None if value is None else check_interval(value)
 
     @field_validator("cron")
     @classmethod
@@ -156,12 +156,20 @@ class Source(BaseModel):
         description="sitemap: regexes; a sitemap index's children are read only if one matches.",
     )
     listing: Listing | None = None
+    timeout: str | None = Field(
+        default=None, description="Longest a crawl may run (default: the crawl_timeout setting)."
+    )
     notes: str | None = None
 
     @field_validator("lookback")
     @classmethod
     def _valid_lookback(cls, value: str) -> str:
-        return _check_interval(value)
+        return check_interval(value)
+
+    @field_validator("timeout")
+    @classmethod
+    def _valid_timeout(cls, value: str | None) -> str | None:
+        return None if value is None else check_interval(value)
 
     @field_validator("follow")
     @classmethod
@@ -249,8 +257,8 @@ def parse_sources(data: dict[str, Any], origin: str) -> SourcesFile:
     return SourcesFile(sources=tuple(sources))
 
 
-def load_sources(path: Path) -> SourcesFile:
-    """Read and validate a sources file, or raise a one-line ConfigError."""
+def read_sources(path: Path) -> tuple[bytes, SourcesFile]:
+    """The file's bytes and its validated content, or a one-line ConfigError."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -263,4 +271,9 @@ def load_sources(path: Path) -> SourcesFile:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return parse_sources(data, str(path))
+    return raw, parse_sources(data, str(path))
+
+
+def load_sources(path: Path) -> SourcesFile:
+    """Read and validate a sources file, or raise a one-line ConfigError."""
+    return read_sources(path)[1]

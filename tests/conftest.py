@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,7 @@ def session(engine: Engine) -> Iterator[Session]:
 class SiteHandler(SimpleHTTPRequestHandler):
     """Serves DIR/site/<path> with the snapshot layout's rules (index files, queries).
 
+    ``site.delays[path] = 5`` answers that path five seconds late (a slow or hung site).
     ``site.fail(path, 503, 503)`` makes the next requests of a path answer those
     statuses first; every request is logged with its time in ``site.requests``.
     """
@@ -92,6 +94,7 @@ class SiteHandler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.site.requests.append((self.path, time.monotonic()))
+        time.sleep(self.site.delays.get(self.path, 0))
         target = self.site.redirects.get(self.path)
         if target is not None:
             self.send_response(301)
@@ -137,6 +140,7 @@ class LoopbackSite:
         self.etags = False  # answer conditional GETs with ETags and 304s
         self.not_modified: list[str] = []  # paths answered 304
         self.redirects: dict[str, str] = {}  # path -> Location of a 301
+        self.delays: dict[str, float] = {}  # path -> seconds before the answer
         handler = type("Handler", (SiteHandler,), {"site": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -168,3 +172,46 @@ def site(tmp_path: Path) -> Iterator[LoopbackSite]:
     yield loopback
     loopback.server.shutdown()
     loopback.server.server_close()
+
+
+class WebhookReceiver:
+    """A loopback webhook for alerts: keeps every JSON body POSTed to it.
+
+    ``receiver.statuses = [500]`` answers the next posts with those statuses
+    first (a target that is down), then 200.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, object]] = []
+        self.statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if status == 200:
+                    receiver.messages.append(json.loads(body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The apprise URL of this receiver."""
+        return f"json://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    hook = WebhookReceiver()
+    hook.thread.start()
+    yield hook
+    hook.server.shutdown()
+    hook.server.server_close()

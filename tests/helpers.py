@@ -41,15 +41,9 @@ def article_item(**overrides: object) -> ArticleItem:
     return ArticleItem(**values)  # type: ignore[arg-type]
 
 
-def run_cli(
-    args: list[str],
-    database_url: str,
-    sources: Path,
-    tmp_path: Path,
-    **settings: str,
-) -> subprocess.CompletedProcess[str]:
-    """The real command in a subprocess; ``settings`` override DEPORTWATCH_* values."""
-    env = (
+def cli_env(database_url: str, sources: Path, tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The environment of a test's deportwatch process; ``settings`` override DEPORTWATCH_*."""
+    return (
         os.environ
         | {
             "DEPORTWATCH_DATABASE_URL": database_url,
@@ -64,12 +58,33 @@ def run_cli(
         }
         | {f"DEPORTWATCH_{name.upper()}": value for name, value in settings.items()}
     )
+
+
+def run_cli(
+    args: list[str],
+    database_url: str,
+    sources: Path,
+    tmp_path: Path,
+    **settings: str,
+) -> subprocess.CompletedProcess[str]:
+    """The real command in a subprocess; ``settings`` override DEPORTWATCH_* values."""
     return subprocess.run(
         [DEPORTWATCH, *args],
-        env=env,
+        env=cli_env(database_url, sources, tmp_path, **settings),
         capture_output=True,
         text=True,
         timeout=120,
         cwd=tmp_path,
         check=False,
+    )
+
+
+def feed(base: str, entries: list[tuple[str, str, str]]) -> str:
+    items = "".join(
+        f"<item><title>{title}</title><link>{base}{path}</link><guid>{path}</guid>"
+        f"<pubDate>{date}</pubDate></item>"
+        for path, title, date in entries
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
     )

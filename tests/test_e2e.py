@@ -12,24 +12,13 @@ from sqlalchemy import select
 from db.engine import make_engine, make_sessionmaker
 from db.models import Article, CrawlRun, SourceRow
 from tests.conftest import WEB, LoopbackSite
-from tests.helpers import run_cli
+from tests.helpers import feed, run_cli
 
 pytestmark = pytest.mark.e2e
 KI = WEB / "kyivindependent.com"
 NRC = "national-resistance-center-russia-moves-deported-ukrainians-to-55-distant-regions"
 KHARKIV = "power-restored-to-most-of-kharkiv-after-overnight-strike-on-substation"
 CHROME = ["News Feed", "Enter your email", "Editors' Picks", "MORE NEWS", "Skip to content"]
-
-
-def feed(base: str, entries: list[tuple[str, str, str]]) -> str:
-    items = "".join(
-        f"<item><title>{title}</title><link>{base}{path}</link><guid>{path}</guid>"
-        f"<pubDate>{date}</pubDate></item>"
-        for path, title, date in entries
-    )
-    return (
-        f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
-    )
 
 
 def closed_port() -> int:

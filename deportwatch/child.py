@@ -1,0 +1,191 @@
+"""One crawl in a child process of its own: ``deportwatch crawl NAME --run-id N``.
+
+The scheduler never starts Twisted's reactor (it cannot be restarted in a
+process, and a crawl that hangs must be killable without taking the service
+down). The scheduler opens the run's ``crawl_runs`` row before it starts the
+child, so a child that is stopped, times out or dies still leaves a closed row
+saying what happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import CrawlRun
+from db.repository import ensure_source, start_run
+from db.types import utcnow
+from deportwatch.events import log_event
+from deportwatch.sources import Source
+
+KILL_AFTER = 10.0  # seconds a child gets to close its run after SIGTERM, before SIGKILL
+OUTPUT_TAIL = 4000  # characters of a child's output kept for a crash report
+
+
+@dataclass(frozen=True)
+class CrawlResult:
+    """How one child's crawl ended, as its ``crawl_runs`` row records it."""
+
+    source: str
+    run_id: int
+    outcome: str
+    duration: float
+    exit_code: int | None
+    pages: int
+    new: int
+    updated: int
+    unchanged: int
+    duplicate: int
+    flagged: int
+    readings: int
+    errors: int
+    error: str | None
+
+    def log_fields(self) -> dict[str, object]:
+        fields = {k: v for k, v in self.__dict__.items() if k != "duration"}
+        fields["duration_s"] = round(self.duration, 2)
+        return fields
+
+
+def _last_line(output: str) -> str | None:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else None
+
+
+class ChildCrawl:
+    """Runs one source's crawl in a child process, with a timeout, and can stop it."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        source: Source,
+        timeout: float,
+        env: dict[str, str],
+        workdir: Path | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.source = source
+        self.timeout = timeout
+        self.env = env
+        self.workdir = workdir
+        self.run_id: int | None = None
+        self.process: subprocess.Popen[str] | None = None
+        self._stopped = threading.Event()  # set when the service asked the child to stop
+
+    def open_run(self) -> int:
+        with self.sessions.begin() as session:
+            row = ensure_source(session, self.source.name, self.source.kind, self.source.enabled)
+            self.run_id = start_run(session, row.id).id
+        return self.run_id
+
+    def run(self) -> CrawlResult:
+        """Start the child, wait for it (or stop it at its timeout), close the run."""
+        run_id = self.run_id if self.run_id is not None else self.open_run()
+        command = [sys.executable, "-m", "deportwatch", "crawl", self.source.name]
+        started = time.monotonic()
+        # A session of its own: Ctrl+C in a terminal reaches the service only,
+        # which then decides how long its children may go on.
+        self.process = subprocess.Popen(  # noqa: S603 - a fixed command, no shell
+            [*command, "--run-id", str(run_id)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            env=self.env,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
+        log_event("crawl.start", source=self.source.name, run_id=run_id, pid=self.process.pid)
+        if self._stopped.is_set():  # stop() came while the child was starting
+            _signal_group(self.process, signal.SIGTERM)
+        timed_out = False
+        try:
+            output, _ = self.process.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            output = self._terminate()
+        duration = time.monotonic() - started
+        return self._settle(run_id, timed_out, self.process.returncode, output, duration)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def stop(self) -> None:
+        """Ask a running child to stop (service shutdown); its run() then returns."""
+        self._stopped.set()
+        process = self.process
+        if process is not None and process.poll() is None:
+            _signal_group(process, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Stop a child that did not stop when asked."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            _signal_group(process, signal.SIGKILL)
+
+    def _terminate(self) -> str:
+        """SIGTERM (Scrapy closes the run cleanly), then SIGKILL if it lingers."""
+        assert self.process is not None
+        _signal_group(self.process, signal.SIGTERM)
+        try:
+            output, _ = self.process.communicate(timeout=KILL_AFTER)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.process, signal.SIGKILL)
+            output, _ = self.process.communicate()
+        return output
+
+    def _settle(
+        self, run_id: int, timed_out: bool, exit_code: int | None, output: str, duration: float
+    ) -> CrawlResult:
+        """Close a row the child left open, and read the run's final counts."""
+        with self.sessions.begin() as session:
+            run = session.get_one(CrawlRun, run_id)
+            if timed_out:
+                run.outcome = "timeout"
+                run.error_text = (
+                    f"stopped after running longer than its timeout ({self.timeout:g} s)"
+                )
+            elif run.outcome == "running" and self._stopped.is_set():
+                run.outcome = "interrupted"
+                run.error_text = "stopped when the service shut down"
+            elif run.outcome == "running":
+                # The child ended without closing its run: it crashed or was
+                # killed, or failed before the crawl began (a broken file).
+                run.outcome = "crashed"
+                reason = _last_line(output[-OUTPUT_TAIL:]) or "no output"
+                run.error_text = f"crawl process exited with code {exit_code}: {reason}"
+            if run.finished_at is None:
+                run.finished_at = utcnow()
+            return CrawlResult(
+                source=self.source.name,
+                run_id=run_id,
+                outcome=run.outcome,
+                duration=duration,
+                exit_code=exit_code,
+                pages=run.pages,
+                new=run.articles_new,
+                updated=run.articles_updated,
+                unchanged=run.articles_unchanged,
+                duplicate=run.articles_duplicate,
+                flagged=run.articles_flagged,
+                readings=run.readings_new,
+                errors=run.errors,
+                error=run.error_text,
+            )
+
+
+def _signal_group(process: subprocess.Popen[str], signum: int) -> None:
+    """Signal the child and anything it started (its own process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)

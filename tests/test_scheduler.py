@@ -1,0 +1,359 @@
+"""The background service: schedules, child crawls, timeouts, signals, reloads, --once."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import select
+
+from db.engine import make_engine, make_sessionmaker
+from db.models import CrawlRun, SourceRow
+from db.repository import ensure_source, start_run
+from deportwatch.settings import Settings
+from deportwatch.sources import Source, parse_sources
+from scheduler import Service, make_trigger, next_due
+from tests.conftest import REPO, WEB, LoopbackSite, WebhookReceiver
+from tests.helpers import DEPORTWATCH, cli_env, feed, run_cli
+
+KI = WEB / "kyivindependent.com"
+NRC = "national-resistance-center-russia-moves-deported-ukrainians-to-55-distant-regions"
+KHARKIV = "power-restored-to-most-of-kharkiv-after-overnight-strike-on-substation"
+NRC_TITLE = "NRC: deported Ukrainians moved to distant regions"
+
+
+def write_outlet(site: LoopbackSite, prefix: str) -> str:
+    """An outlet at /<prefix>/: its feed lists a flag-worthy page and an unrelated one."""
+    for slug in (NRC, KHARKIV):
+        site.write(f"/{prefix}/news/{slug}/", (KI / slug / "index.html").read_bytes())
+    entries = [
+        (f"/{prefix}/news/{NRC}/", NRC_TITLE, "Fri, 07 Apr 2023 15:37:50 GMT"),
+        (f"/{prefix}/news/{KHARKIV}/", "Kharkiv power", "Fri, 07 Apr 2023 12:10:04 GMT"),
+    ]
+    site.write(f"/{prefix}/feed.xml", feed(site.base, entries))
+    return f"{site.base}/{prefix}/feed.xml"
+
+
+def entry(name: str, url: str, schedule: str, extra: str = "") -> str:
+    return (
+        f'[[source]]\nname = "{name}"\nkind = "feed"\nstart_urls = ["{url}"]\n'
+        f'languages = ["en"]\nschedule = {{ {schedule} }}\n{extra}\n'
+    )
+
+
+def finished_runs(database_url: str) -> list[tuple[str, CrawlRun]]:
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = session.execute(
+            select(SourceRow.name, CrawlRun)
+            .join(CrawlRun.source)
+            .where(CrawlRun.outcome != "running")
+            .order_by(CrawlRun.id)
+        ).all()
+    engine.dispose()
+    return [(name, run) for name, run in rows]
+
+
+def of(runs: list[tuple[str, CrawlRun]], source: str) -> list[CrawlRun]:
+    return [run for name, run in runs if name == source]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+class ServiceProcess:
+    """``deportwatch schedule`` in a subprocess, its JSON log lines collected as they come."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            [DEPORTWATCH, "schedule"],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        self.lines.extend(iter(self.process.stdout.readline, ""))
+
+    def close(self) -> str:
+        """Close the pipes; returns what the service wrote on stderr."""
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
+        errors = self.process.stderr.read()
+        self.process.stdout.close()
+        self.process.stderr.close()
+        return errors
+
+    def events(self, name: str | None = None) -> list[dict[str, object]]:
+        records = [json.loads(line) for line in list(self.lines)]
+        return [r for r in records if name is None or r["event"] == name]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has ended; it only waits to be reaped by whoever adopted it.
+    state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    return state != "Z"
+
+
+@pytest.mark.e2e
+def test_the_service_crawls_on_schedule_survives_faults_reloads_and_stops_cleanly(
+    site: LoopbackSite, database_url: str, tmp_path: Path
+) -> None:
+    good, slow = write_outlet(site, "good"), write_outlet(site, "slow")
+    hung = write_outlet(site, "hung")
+    site.delays["/slow/feed.xml"] = 3
+    site.delays["/hung/feed.xml"] = 600
+    sources = tmp_path / "sources.toml"
+    config = (
+        entry("good", good, 'every = "2s"')
+        + entry("slow", slow, 'every = "1s"')
+        + entry("broken", f"{site.base}/missing/feed.xml", 'every = "2s"')
+        + entry("hung", hung, 'every = "1h"', 'timeout = "12s"')
+    )
+    sources.write_text(config)
+    env = cli_env(
+        database_url,
+        sources,
+        tmp_path,
+        max_concurrent_crawls="3",
+        shutdown_grace="2",
+        schedule_jitter="0",
+    )
+    service = ServiceProcess(env, tmp_path)
+    try:
+        # The service migrates the archive before it schedules anything.
+        wait_for(lambda: bool(service.events("service.start")), 60, "the service to start")
+        wait_for(
+            lambda: (
+                len(of(runs := finished_runs(database_url), "good")) >= 2
+                and len(of(runs, "slow")) >= 2
+                and len(of(runs, "broken")) >= 1
+                and len(of(runs, "hung")) >= 1
+            ),
+            timeout=180,
+            what="every source to be crawled",
+        )
+        # A broken file on SIGHUP: logged, and the running configuration goes on.
+        sources.write_text('[[source]]\nname = "late"\nkind = "nonsense"\n')
+        service.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: bool(service.events("config.error")), 30, "the config error")
+        before = len(of(finished_runs(database_url), "good"))
+        wait_for(
+            lambda: len(of(finished_runs(database_url), "good")) > before,
+            timeout=90,
+            what="crawls to go on after a broken reload",
+        )
+        # A valid file on SIGHUP: a new source is crawled.
+        late = write_outlet(site, "late")
+        sources.write_text(config + entry("late", late, 'every = "1h"'))
+        service.process.send_signal(signal.SIGHUP)
+        wait_for(
+            lambda: len(of(finished_runs(database_url), "late")) == 1,
+            timeout=90,
+            what="the source added by a reload to be crawled",
+        )
+    finally:
+        stop_asked = time.monotonic()
+        service.process.send_signal(signal.SIGTERM)
+        code = service.process.wait(timeout=60)
+        stopped_in = time.monotonic() - stop_asked
+        service.reader.join(timeout=5)
+        errors = service.close()
+
+    # SIGTERM: exit 0 within the grace period plus the children's time to stop.
+    assert code == 0, errors
+    assert stopped_in < 2 + 10 + 10
+    pids = [int(str(e["pid"])) for e in service.events("crawl.start")]
+    assert pids
+    assert not [pid for pid in pids if _alive(pid)]
+    assert service.events("service.stop")
+
+    runs = finished_runs(database_url)
+    assert all(run.outcome != "running" for _, run in runs)
+    # A failing source does not stop the others.
+    assert {r.outcome for r in of(runs, "broken")} == {"failed"}
+    assert [r.outcome for r in of(runs, "good")][:2] == ["ok", "ok"]
+    # A slow source never overlaps itself.
+    slow_runs = sorted(of(runs, "slow"), key=lambda r: r.started_at)
+    for earlier, later in itertools.pairwise(slow_runs):
+        assert earlier.finished_at is not None
+        assert later.started_at >= earlier.finished_at
+    # A hung crawl is stopped at its timeout and recorded as timed out.
+    hung_run = of(runs, "hung")[0]
+    assert hung_run.outcome == "timeout"
+    assert "timeout (12 s)" in (hung_run.error_text or "")
+    assert hung_run.finished_at is not None
+    assert 12 <= (hung_run.finished_at - hung_run.started_at).total_seconds() < 12 + 10 + 10
+    # Never more crawls at once than the limit.
+    edges = sorted(
+        [(r.started_at, 1) for _, r in runs] + [(r.finished_at, -1) for _, r in runs],
+        key=lambda edge: (edge[0], edge[1]),
+    )
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    assert peak <= 3
+    # One structured line per crawl start and end.
+    ends = service.events("crawl.end")
+    assert sorted(int(str(e["run_id"])) for e in ends) == sorted(r.id for _, r in runs)
+    assert len(service.events("crawl.start")) == len(runs)
+    for end in ends:
+        assert {"source", "outcome", "duration_s", "new", "pages", "errors"} <= set(end)
+    assert any(e["source"] == "good" and e["outcome"] == "ok" and e["new"] == 2 for e in ends)
+
+
+@pytest.mark.e2e
+def test_once_runs_due_sources_alerts_once_and_exits(
+    site: LoopbackSite, database_url: str, tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    sources = tmp_path / "sources.toml"
+    good = write_outlet(site, "good")
+    broken = entry("broken", f"{site.base}/missing/feed.xml", 'every = "1h"')
+    sources.write_text(entry("good", good, 'every = "1h"') + broken)
+    settings = {"alert_urls": receiver.url}
+
+    first = run_cli(["schedule", "--once"], database_url, sources, tmp_path, **settings)
+    assert first.returncode == 1, first.stderr  # one source failed
+    events = [json.loads(line) for line in first.stdout.splitlines()]
+    assert sorted(e["source"] for e in events if e["event"] == "crawl.end") == ["broken", "good"]
+    assert [(n, r.outcome) for n, r in finished_runs(database_url)] in (
+        [("good", "ok"), ("broken", "failed")],
+        [("broken", "failed"), ("good", "ok")],
+    )
+    # The flagged story is announced once, with its title, source and link.
+    assert len(receiver.messages) == 1
+    message = receiver.messages[0]
+    assert str(message["title"]).startswith("deportwatch: new report")
+    assert "Sources: good" in str(message["message"])
+    assert f"/good/news/{NRC}/" in str(message["message"])
+    assert "Kharkiv" not in str(message["message"])
+
+    # Nothing is due an hour later than now: nothing runs, nothing is sent.
+    second = run_cli(["schedule", "--once"], database_url, sources, tmp_path, **settings)
+    assert second.returncode == 0, second.stderr
+    assert len(finished_runs(database_url)) == 2
+    # A re-crawl of the same story does not announce it again.
+    sources.write_text(entry("good", good, 'every = "1s"') + broken)
+    third = run_cli(["schedule", "--once"], database_url, sources, tmp_path, **settings)
+    assert third.returncode == 0, third.stderr
+    assert [r.outcome for r in of(finished_runs(database_url), "good")] == ["ok", "ok"]
+    assert len(receiver.messages) == 1
+
+
+def test_schedule_with_a_bad_alert_url_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    sources = tmp_path / "sources.toml"
+    sources.write_text(entry("good", "http://127.0.0.1:9/feed.xml", 'every = "1h"'))
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    result = run_cli(["schedule", "--once"], url, sources, tmp_path, alert_urls="nosuchscheme://x")
+    assert result.returncode == 2
+    assert "DEPORTWATCH_ALERT_URLS" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+# -- scheduling without crawling ------------------------------------------------
+
+SETTINGS = Settings(schedule_jitter=120, default_interval="2h")
+
+
+def sources_of(text: str) -> tuple[Source, ...]:
+    return parse_sources(tomllib.loads(text), "test").sources
+
+
+def test_triggers_follow_the_schedule_with_bounded_jitter() -> None:
+    every, cron, default = sources_of(
+        entry("a", "http://x.test/f", 'every = "30m"')
+        + entry("b", "http://x.test/f", 'cron = "*/15 * * * *"')
+        + '[[source]]\nname = "c"\nkind = "feed"\nstart_urls = ["http://x.test/f"]\n'
+        'languages = ["en"]\n'
+    )
+    interval = make_trigger(every, SETTINGS)
+    assert isinstance(interval, IntervalTrigger)
+    assert interval.interval == timedelta(minutes=30)
+    assert interval.jitter == 120  # under a tenth of 30 minutes
+    assert make_trigger(every, Settings(schedule_jitter=600)).jitter == 180  # capped at a tenth
+    assert isinstance(make_trigger(cron, SETTINGS), CronTrigger)
+    assert make_trigger(cron, SETTINGS).jitter == 30
+    assert make_trigger(default, SETTINGS).interval == timedelta(hours=2)
+
+    last = datetime(2026, 11, 22, 10, 7, tzinfo=UTC)
+    assert next_due(every, SETTINGS, None) is None
+    assert next_due(every, SETTINGS, last) == last + timedelta(minutes=30)
+    assert next_due(cron, SETTINGS, last) == datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
+    assert next_due(default, SETTINGS, last) == last + timedelta(hours=2)
+
+
+def test_jobs_follow_the_sources_file_and_a_broken_reload_keeps_them(
+    database_url: str, tmp_path: Path
+) -> None:
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        entry("fresh", "http://x.test/a", 'every = "1h"')
+        + entry("recent", "http://x.test/b", 'every = "1h"')
+        + entry("off", "http://x.test/c", 'every = "1h"', "enabled = false")
+    )
+    settings = Settings(
+        database_url=database_url,
+        sources=sources,
+        keywords=REPO / "keywords.toml",
+        schedule_jitter=0,
+    )
+    service = Service(settings)
+    service.scheduler.start(paused=True)  # jobs as the running service has them, none run
+    try:
+        with service.sessions.begin() as session:
+            start_run(session, ensure_source(session, "recent", "feed").id)
+        service.sync_jobs()
+        jobs = {job.id: job for job in service.scheduler.get_jobs()}
+        assert sorted(jobs) == ["fresh", "recent"]  # a disabled source has no job
+        now = datetime.now(UTC)
+        # Never crawled: at once. Crawled a moment ago: an interval later.
+        assert jobs["fresh"].next_run_time <= now + timedelta(seconds=1)
+        assert jobs["recent"].next_run_time > now + timedelta(minutes=59)
+        assert jobs["fresh"].max_instances == 1
+        assert jobs["fresh"].coalesce is True
+
+        sources.write_text("[[source]]\nname = 'fresh'\n")  # broken
+        service.reload()
+        assert sorted(job.id for job in service.scheduler.get_jobs()) == ["fresh", "recent"]
+        assert service.snapshot.config.get("recent") is not None
+        assert "recent" in service.snapshot.copy.read_text()  # children still read the old file
+
+        sources.write_text(
+            entry("fresh", "http://x.test/a", 'every = "5m"')
+            + entry("new", "http://x.test/d", 'cron = "0 * * * *"')
+        )
+        service.reload()
+        jobs = {job.id: job for job in service.scheduler.get_jobs()}
+        assert sorted(jobs) == ["fresh", "new"]
+        assert jobs["fresh"].trigger.interval == timedelta(minutes=5)
+        assert isinstance(jobs["new"].trigger, CronTrigger)
+    finally:
+        service.close()
