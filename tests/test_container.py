@@ -1,0 +1,135 @@
+"""The container files, checked statically (no Docker engine runs here), and the
+commands they run, run for real."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deportwatch.settings import Settings
+from tests.conftest import REPO
+from tests.helpers import DEPORTWATCH
+
+SECRET = re.compile(r"PASSWORD|TOKEN|SECRET|API_KEY", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions (continuation lines joined), comments dropped."""
+    text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
+    instructions = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            keyword, _, rest = line.strip().partition(" ")
+            instructions.append((keyword.upper(), rest.strip()))
+    return instructions
+
+
+def test_compose_has_a_healthy_postgres_16_and_a_scheduler_waiting_for_it(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    assert set(services) == {"db", "scheduler"}
+    db = services["db"]
+    assert db["image"].startswith("postgres:16")
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    volume = db["volumes"][0].split(":")[0]
+    assert volume in compose["volumes"]  # a named volume keeps the archive
+
+    scheduler = services["scheduler"]
+    assert scheduler["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert scheduler["command"] == ["deportwatch", "schedule"]
+    assert scheduler["restart"] == "unless-stopped"
+    assert scheduler["env_file"] == [{"path": ".env", "required": False}]
+    url = scheduler["environment"]["DEPORTWATCH_DATABASE_URL"]
+    assert url.startswith("postgresql://")
+    assert "@db:5432/" in url
+    # Stopping waits longer than the service's own grace plus a crawl's stop.
+    grace = int(str(scheduler["stop_grace_period"]).removesuffix("s"))
+    assert grace > Settings().shutdown_grace + 10
+
+
+def test_compose_settings_and_mounts_exist(compose: dict[str, Any]) -> None:
+    scheduler = compose["services"]["scheduler"]
+    fields = {f"DEPORTWATCH_{name.upper()}" for name in Settings.model_fields}
+    assert set(scheduler["environment"]) <= fields
+    env = dict(
+        rest.split("=", 1)
+        for keyword, line in dockerfile()
+        if keyword == "ENV"
+        for rest in shlex.split(line)
+    )
+    mounts = {}
+    for volume in scheduler["volumes"]:
+        host, container, *_ = volume.split(":")
+        mounts[container] = host
+        if host.startswith("./"):
+            assert (REPO / host).is_file(), f"{host} is mounted but not in the repository"
+    # The mounted files are the ones the image's settings point at.
+    assert mounts[env["DEPORTWATCH_SOURCES"]] == "./sources.toml"
+    assert mounts[env["DEPORTWATCH_KEYWORDS"]] == "./keywords.toml"
+    assert env["DEPORTWATCH_LOG_DIR"].startswith("/app/data")
+
+
+def test_dockerfile_is_slim_non_root_with_a_health_check_and_no_secrets() -> None:
+    instructions = dockerfile()
+    keywords = [keyword for keyword, _ in instructions]
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+    users = [rest for keyword, rest in instructions if keyword == "USER"]
+    assert users
+    assert users[-1] not in ("root", "0")
+    assert keywords.index("USER") < keywords.index("CMD")
+    health = next(rest for keyword, rest in instructions if keyword == "HEALTHCHECK")
+    assert health.endswith('CMD ["deportwatch", "status"]')
+    assert dict(instructions)["CMD"] == '["deportwatch", "schedule"]'
+    assert any(k == "RUN" and "pip install ." in rest for k, rest in instructions)
+    for keyword, rest in instructions:
+        if keyword in ("ENV", "ARG"):
+            assert not SECRET.search(rest), f"{keyword} {rest} bakes a secret into the image"
+        if keyword == "COPY":
+            for source in shlex.split(rest)[:-1]:
+                assert (REPO / source).exists(), f"COPY {source}: not in the repository"
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {".env", ".venv", "data", ".git"} <= set(ignored)
+
+
+def test_the_package_the_image_installs_holds_every_part(tmp_path: Path) -> None:
+    """``pip install .`` in the image: the wheel must carry the scheduler and migrations."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), "."],
+        cwd=REPO,
+        check=True,
+        timeout=300,
+    )
+    [wheel] = tmp_path.glob("deportwatch-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    migrations = {p.name for p in (REPO / "db/migrations/versions").glob("0*.py")}
+    assert {"scheduler.py", "db/migrations/script.py.mako", "db/migrations/env.py"} <= names
+    assert {f"db/migrations/versions/{name}" for name in migrations} <= names
+    assert "spiders/telegram.py" in names
+    assert "pipeline/store.py" in names
+
+
+@pytest.mark.parametrize(
+    "command", [["schedule", "--help"], ["status", "--help"], ["crawl", "--help"]]
+)
+def test_the_commands_the_container_runs_exist(command: list[str]) -> None:
+    result = subprocess.run(
+        [DEPORTWATCH, *command], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage: deportwatch" in result.stdout
