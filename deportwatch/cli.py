@@ -165,7 +165,8 @@ def _print_summary(summaries: list[RunSummary]) -> None:
     columns = ("pages", "new", "new version", "duplicate", "unchanged", "flagged", "readings")
     for column in (*columns, "errors"):
         table.add_column(column, justify="right")
-    colours = {"ok": "green", "partial": "yellow", "failed": "red", "interrupted": "red"}
+    colours = {"ok": "green", "partial": "yellow", "interrupted": "red"}
+    colours |= dict.fromkeys(FAILED_OUTCOMES, "red")
     for s in summaries:
         table.add_row(
             s.source,

@@ -95,6 +95,13 @@ def test_failures_in_a_row_make_it_unhealthy(session: Session) -> None:
     assert health.last_outcome == "failed"
 
 
+def test_timeouts_and_crashes_count_as_failures(session: Session) -> None:
+    add_runs(session, "outlet", ("ok", 5), ("timeout", 0), ("crashed", 0), ("failed", 0))
+    health = source_health(session, make_source(), NOW)
+    assert health.state == "unhealthy"
+    assert health.consecutive_failures == 3
+
+
 def test_runs_that_find_nothing_make_it_unhealthy(session: Session) -> None:
     add_runs(session, "outlet", ("ok", 5), ("ok", 0), ("ok", 0), ("partial", 0))
     health = source_health(session, make_source(), NOW)

@@ -20,8 +20,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
 from db.engine import make_engine, make_sessionmaker
+from db.migrate import upgrade
 from db.models import CrawlRun, SourceRow
 from db.repository import ensure_source, start_run
+from deportwatch.child import ChildCrawl
 from deportwatch.settings import Settings
 from deportwatch.sources import Source, parse_sources
 from scheduler import Service, make_trigger, next_due
@@ -357,3 +359,41 @@ def test_jobs_follow_the_sources_file_and_a_broken_reload_keeps_them(
         assert isinstance(jobs["new"].trigger, CronTrigger)
     finally:
         service.close()
+
+
+def test_a_child_that_dies_before_crawling_leaves_a_closed_run_saying_why(
+    database_url: str, tmp_path: Path
+) -> None:
+    """keywords.toml broken while the service runs: the crawl process exits at once."""
+    [source] = sources_of(entry("good", "http://127.0.0.1:9/feed.xml", 'every = "1h"'))
+    sources = tmp_path / "sources.toml"
+    sources.write_text(entry("good", "http://127.0.0.1:9/feed.xml", 'every = "1h"'))
+    broken = tmp_path / "keywords.toml"
+    broken.write_text("[[concept]\n")
+    env = cli_env(database_url, sources, tmp_path) | {"DEPORTWATCH_KEYWORDS": str(broken)}
+    engine = make_engine(database_url)
+    upgrade(engine)
+    try:
+        child = ChildCrawl(make_sessionmaker(engine), source, timeout=60, env=env)
+        result = child.run()
+        assert result.outcome == "crashed"
+        assert result.exit_code == 2
+        assert result.error is not None
+        assert "exited with code 2" in result.error
+        assert "keywords.toml" in result.error
+        [(name, run)] = finished_runs(database_url)
+        assert (name, run.outcome, run.error_text) == ("good", "crashed", result.error)
+        assert run.finished_at is not None
+    finally:
+        engine.dispose()
+
+
+def test_crawl_refuses_a_run_id_that_is_not_a_running_crawl_of_the_source(
+    tmp_path: Path,
+) -> None:
+    sources = tmp_path / "sources.toml"
+    sources.write_text(entry("good", "http://127.0.0.1:9/feed.xml", 'every = "1h"'))
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    result = run_cli(["crawl", "good", "--run-id", "999"], url, sources, tmp_path)
+    assert result.returncode == 2
+    assert "--run-id 999: no running crawl of 'good'" in result.stderr
