@@ -25,7 +25,17 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_commands_exist() -> None:
-    assert COMMANDS == ["crawl", "figures", "flag", "init", "reflag", "show", "sources", "status"]
+    assert COMMANDS == [
+        "crawl",
+        "figures",
+        "flag",
+        "init",
+        "reflag",
+        "schedule",
+        "show",
+        "sources",
+        "status",
+    ]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -199,8 +199,8 @@ def test_the_service_crawls_on_schedule_survives_faults_reloads_and_stops_cleanl
 
     runs = finished_runs(database_url)
     assert all(run.outcome != "running" for _, run in runs)
-    # A failing source does not stop the others.
-    assert {r.outcome for r in of(runs, "broken")} == {"failed"}
+    # A failing source does not stop the others (a last run may be cut by the stop).
+    assert {r.outcome for r in of(runs, "broken")} - {"interrupted"} == {"failed"}
     assert [r.outcome for r in of(runs, "good")][:2] == ["ok", "ok"]
     # A slow source never overlaps itself.
     slow_runs = sorted(of(runs, "slow"), key=lambda r: r.started_at)
