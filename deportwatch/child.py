@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import CrawlRun
 from db.repository import ensure_source, start_run
 from db.types import utcnow
+from deportwatch.crawl import RunSummary
 from deportwatch.events import log_event
 from deportwatch.sources import Source
 
@@ -35,25 +36,23 @@ OUTPUT_TAIL = 4000  # characters of a child's output kept for a crash report
 class CrawlResult:
     """How one child's crawl ended, as its ``crawl_runs`` row records it."""
 
-    source: str
     run_id: int
-    outcome: str
+    summary: RunSummary
     duration: float
     exit_code: int | None
-    pages: int
-    new: int
-    updated: int
-    unchanged: int
-    duplicate: int
-    flagged: int
-    readings: int
-    errors: int
-    error: str | None
+
+    @property
+    def outcome(self) -> str:
+        return self.summary.outcome
+
+    @property
+    def error(self) -> str | None:
+        return self.summary.error_text
 
     def log_fields(self) -> dict[str, object]:
-        fields = {k: v for k, v in self.__dict__.items() if k != "duration"}
-        fields["duration_s"] = round(self.duration, 2)
-        return fields
+        fields: dict[str, object] = {"run_id": self.run_id, **asdict(self.summary)}
+        fields["error"] = fields.pop("error_text")
+        return fields | {"exit_code": self.exit_code, "duration_s": round(self.duration, 2)}
 
 
 def _last_line(output: str) -> str | None:
@@ -167,22 +166,8 @@ class ChildCrawl:
                 run.error_text = f"crawl process exited with code {exit_code}: {reason}"
             if run.finished_at is None:
                 run.finished_at = utcnow()
-            return CrawlResult(
-                source=self.source.name,
-                run_id=run_id,
-                outcome=run.outcome,
-                duration=duration,
-                exit_code=exit_code,
-                pages=run.pages,
-                new=run.articles_new,
-                updated=run.articles_updated,
-                unchanged=run.articles_unchanged,
-                duplicate=run.articles_duplicate,
-                flagged=run.articles_flagged,
-                readings=run.readings_new,
-                errors=run.errors,
-                error=run.error_text,
-            )
+            summary = RunSummary.of(self.source.name, run)
+        return CrawlResult(run_id, summary, duration, exit_code)
 
 
 def _signal_group(process: subprocess.Popen[str], signum: int) -> None:

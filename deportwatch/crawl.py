@@ -41,6 +41,23 @@ class RunSummary:
     readings: int
     error_text: str | None
 
+    @classmethod
+    def of(cls, source: str, run: CrawlRun) -> RunSummary:
+        """A run's outcome and counts, as its ``crawl_runs`` row holds them."""
+        return cls(
+            source=source,
+            outcome=run.outcome,
+            pages=run.pages,
+            new=run.articles_new,
+            updated=run.articles_updated,
+            unchanged=run.articles_unchanged,
+            errors=run.errors,
+            flagged=run.articles_flagged,
+            duplicate=run.articles_duplicate,
+            readings=run.readings_new,
+            error_text=run.error_text,
+        )
+
 
 def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, Any]:
     """A polite monitor: robots.txt, AutoThrottle, bounded sizes, retries with backoff."""
@@ -119,22 +136,7 @@ def _read_summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:
         open_archive(settings.database_url, migrate=False) as engine,
         make_sessionmaker(engine)() as session,
     ):
-        return [
-            RunSummary(
-                name,
-                run.outcome,
-                run.pages,
-                run.articles_new,
-                run.articles_updated,
-                run.articles_unchanged,
-                run.errors,
-                run.articles_flagged,
-                run.articles_duplicate,
-                run.readings_new,
-                run.error_text,
-            )
-            for name, run in runs_by_id(session, run_ids)
-        ]
+        return [RunSummary.of(name, run) for name, run in runs_by_id(session, run_ids)]
 
 
 def _track(progress: Progress, crawler: Crawler, source: str) -> None:
