@@ -564,6 +564,12 @@ def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
         out.print(diff, highlight=False, markup=False)
 
 
+# search and export live in their own module; importing it registers them on ``app``.
+from deportwatch import search_cli  # noqa: E402
+
+__all__ = ["app", "main", "search_cli"]
+
+
 def main() -> None:
     """Console entry point: an unexpected error is one line too.
 

@@ -1,0 +1,252 @@
+"""One search over the archive, on SQLite (FTS5) and PostgreSQL (tsvector) alike.
+
+The indexes are made by migration 0007 and are not part of the models:
+``SEARCH_INDEX_NAMES`` lists them for the test that compares models with the
+migrated schema. Callers pass a parsed ``Query`` (``db.query``) and filters;
+which database answers is this module's business only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from sqlalchemy import Select, and_, column, func, literal, literal_column, or_, select, table
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.expression import ColumnClause, ColumnElement
+
+from db.models import Article, SourceRow
+from db.query import Query, fts5_expression, tsquery_expression
+
+AnySelect: TypeAlias = Select[*tuple[Any, ...]]
+SEARCH_INDEX_NAMES = frozenset(
+    {
+        "articles_fts",
+        "articles_fts_config",
+        "articles_fts_data",
+        "articles_fts_docsize",
+        "articles_fts_idx",
+        "search_vector",
+        "ix_articles_search",
+    }
+)
+HIGHLIGHT = "**"  # around each hit in a snippet, as flag-match snippets have it
+SNIPPET_WORDS = 16
+_FTS = table("articles_fts", column("rowid"))
+_FTS_REF: ColumnClause[Any] = literal_column("articles_fts")
+_SIMPLE: ColumnClause[Any] = literal_column("'simple'::regconfig")
+_VECTOR: ColumnClause[Any] = literal_column("articles.search_vector")
+# bm25 weights: a hit in the title counts ten times a hit in the body.
+_TITLE_WEIGHT, _TEXT_WEIGHT = 10.0, 1.0
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What to look for; every filter given must hold (categories: any of them)."""
+
+    query: Query | None = None
+    flagged: bool = False
+    categories: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass
+class Hit:
+    article: Article
+    rank: float | None
+    snippet: str
+    story_sources: list[str] = field(default_factory=list)  # every outlet of its story
+    story_size: int = 1
+
+
+def _sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def article_date() -> Any:
+    """When an article was published, else when it was first seen."""
+    return func.coalesce(Article.published_at, Article.first_seen_at)
+
+
+def _filtered(stmt: AnySelect, filters: Filters) -> AnySelect:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.flagged or filters.categories:
+        conditions.append(Article.flagged.is_(True))
+    if filters.categories:
+        padded = literal(",") + func.coalesce(Article.flag_categories, "") + literal(",")
+        conditions.append(or_(*(padded.like(f"%,{c},%") for c in filters.categories)))
+    if filters.sources:
+        ids = select(SourceRow.id).where(SourceRow.name.in_(filters.sources))
+        conditions.append(Article.source_id.in_(ids))
+    if filters.languages:
+        conditions.append(Article.language.in_(filters.languages))
+    if filters.since is not None:
+        conditions.append(article_date() >= filters.since)
+    if filters.until is not None:
+        conditions.append(article_date() < filters.until)
+    return stmt.where(and_(*conditions)) if conditions else stmt
+
+
+def _ranked(session: Session, filters: Filters) -> AnySelect:
+    """Matching ids with rank (smaller is better) and, on SQLite, a snippet."""
+    query = filters.query
+    if query is None:
+        stmt = select(Article.id, literal(None).label("rank"), literal(None).label("snippet"))
+        return _filtered(stmt, filters).order_by(article_date().desc(), Article.id.desc())
+    if _sqlite(session):
+        rank = func.bm25(_FTS_REF, _TITLE_WEIGHT, _TEXT_WEIGHT)
+        snippet = func.snippet(_FTS_REF, -1, HIGHLIGHT, HIGHLIGHT, "…", SNIPPET_WORDS)
+        stmt = (
+            select(Article.id, rank.label("rank"), snippet.label("snippet"))
+            .select_from(_FTS.join(Article, Article.id == _FTS.c.rowid))
+            .where(_FTS_REF.op("MATCH")(fts5_expression(query)))
+        )
+        return _filtered(stmt, filters).order_by(rank, Article.id)
+    tsquery = func.to_tsquery(_SIMPLE, tsquery_expression(query))
+    pg_rank = -func.ts_rank(_VECTOR, tsquery)
+    stmt = select(Article.id, pg_rank.label("rank"), literal(None).label("snippet")).where(
+        _VECTOR.op("@@")(tsquery)
+    )
+    return _filtered(stmt, filters).order_by(pg_rank, Article.id)
+
+
+def _headlines(session: Session, query: Query, ids: list[int]) -> dict[int, str]:
+    """PostgreSQL's snippets, computed for the shown rows only (ts_headline is costly)."""
+    tsquery = func.to_tsquery(_SIMPLE, tsquery_expression(query))
+    options = (
+        f"StartSel={HIGHLIGHT}, StopSel={HIGHLIGHT}, MaxWords={SNIPPET_WORDS * 2}, "
+        f"MinWords={SNIPPET_WORDS // 2}, MaxFragments=1, FragmentDelimiter=…"
+    )
+    rows = session.execute(
+        select(
+            Article.id,
+            func.ts_headline(
+                _SIMPLE, Article.title + literal(" \n") + Article.text, tsquery, options
+            ),
+        ).where(Article.id.in_(ids))
+    )
+    return {article_id: text for article_id, text in rows}
+
+
+def _story_key(row: Row[Any], clusters: dict[int, int | None]) -> int:
+    cluster = clusters.get(row.id)
+    return cluster if cluster is not None else -row.id
+
+
+def search(
+    session: Session, filters: Filters, limit: int = 50, offset: int = 0, stories: bool = True
+) -> list[Hit]:
+    """The best matches, best first; with ``stories``, one hit per story (its best copy)."""
+    ranked = _ranked(session, filters)
+    if stories:
+        rows = _best_per_story(session, ranked, limit + offset)[offset:]
+    else:
+        rows = list(session.execute(ranked.limit(limit).offset(offset)))
+    ids = [row.id for row in rows]
+    articles = {
+        a.id: a
+        for a in session.scalars(
+            select(Article)
+            .where(Article.id.in_(ids))
+            .options(selectinload(Article.source), selectinload(Article.matches))
+        )
+    }
+    headlines = (
+        _headlines(session, filters.query, ids)
+        if filters.query is not None and not _sqlite(session) and ids
+        else {}
+    )
+    hits = []
+    for row in rows:
+        article = articles[row.id]
+        snippet = row.snippet or headlines.get(row.id) or _opening(article.text)
+        hits.append(Hit(article, row.rank, snippet.replace("\n", " ")))
+    _add_story_sources(session, hits)
+    return hits
+
+
+def _best_per_story(session: Session, ranked: AnySelect, wanted: int) -> list[Row[Any]]:
+    """The first ``wanted`` stories in rank order, fetching more rows as copies are skipped."""
+    chosen: list[Row[Any]] = []
+    seen: set[int] = set()
+    fetched, batch = 0, max(wanted * 3, 50)
+    while len(chosen) < wanted:
+        rows = list(session.execute(ranked.limit(batch).offset(fetched)))
+        ids = [r.id for r in rows]
+        pairs = session.execute(select(Article.id, Article.cluster_id).where(Article.id.in_(ids)))
+        clusters = {article_id: cluster_id for article_id, cluster_id in pairs}
+        for row in rows:
+            key = _story_key(row, clusters)
+            if key not in seen:
+                seen.add(key)
+                chosen.append(row)
+        fetched += len(rows)
+        if len(rows) < batch:
+            break
+        batch *= 2
+    return chosen[:wanted]
+
+
+def _add_story_sources(session: Session, hits: list[Hit]) -> None:
+    clusters = {h.article.cluster_id for h in hits if h.article.cluster_id is not None}
+    if not clusters:
+        for hit in hits:
+            hit.story_sources = [hit.article.source.name]
+        return
+    members: dict[int, list[str]] = {}
+    rows = session.execute(
+        select(Article.cluster_id, SourceRow.name)
+        .join(SourceRow, SourceRow.id == Article.source_id)
+        .where(Article.cluster_id.in_(clusters))
+        .order_by(Article.id)
+    )
+    for cluster_id, name in rows:
+        members.setdefault(cluster_id or -1, []).append(name)
+    for hit in hits:
+        names = members.get(hit.article.cluster_id or -1, [hit.article.source.name])
+        hit.story_sources = list(dict.fromkeys(names))
+        hit.story_size = len(names)
+
+
+def _opening(text: str, words: int = SNIPPET_WORDS * 2) -> str:
+    parts = text.split()
+    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
+
+
+def _match_condition(session: Session, query: Query) -> Any:
+    """Articles matching ``query``, as a WHERE condition (no rank, no snippet)."""
+    if _sqlite(session):
+        matching = select(_FTS.c.rowid).where(_FTS_REF.op("MATCH")(fts5_expression(query)))
+        return Article.id.in_(matching)
+    return _VECTOR.op("@@")(func.to_tsquery(_SIMPLE, tsquery_expression(query)))
+
+
+def iter_matches(session: Session, filters: Filters, batch: int = 500) -> Iterator[Row[Any]]:
+    """Every matching article as a row of columns (and its source's name), in id order.
+
+    Read in batches of ids (keyset paging), so memory stays flat however many
+    rows match, on both databases.
+    """
+    ids = _filtered(select(Article.id), filters)
+    if filters.query is not None:
+        ids = ids.where(_match_condition(session, filters.query))
+    columns = [*Article.__table__.c, SourceRow.name.label("source_name")]
+    last = 0
+    while True:
+        page = list(session.scalars(ids.where(Article.id > last).order_by(Article.id).limit(batch)))
+        if not page:
+            return
+        rows = session.execute(
+            select(*columns)
+            .join(SourceRow, SourceRow.id == Article.source_id)
+            .where(Article.id.in_(page))
+            .order_by(Article.id)
+        )
+        yield from rows
+        last = page[-1]

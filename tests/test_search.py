@@ -1,0 +1,309 @@
+"""Full-text search, filters, exports: on SQLite (FTS5) and PostgreSQL (tsvector) alike."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import feedparser
+import pytest
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from db.models import Article, SourceRow, StoryCluster
+from db.query import QueryError, fts5_expression, parse_query, tsquery_expression
+from db.repository import ensure_source
+from db.search import Filters, search
+from deportwatch.cli import app
+from tests.conftest import REPO
+
+runner = CliRunner()
+HOSTILE = 'Report <script>alert("x")</script> & ]]> "quoted", comma\x01\nline two'
+
+
+class Corpus:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.n = 0
+
+    def add(
+        self,
+        source: SourceRow,
+        title: str,
+        text: str,
+        *,
+        language: str = "en",
+        published: str = "2023-06-15",
+        categories: str | None = None,
+        cluster: StoryCluster | None = None,
+        url: str | None = None,
+    ) -> Article:
+        self.n += 1
+        if cluster is None:
+            cluster = StoryCluster(first_seen_at=datetime.now(UTC))
+            self.session.add(cluster)
+            self.session.flush()
+        article = Article(
+            source_id=source.id,
+            url=url or f"https://{source.name}.example/{self.n}",
+            canonical_url=f"https://{source.name}.example/{self.n}",
+            title=title,
+            text=text,
+            content_hash=f"{self.n:064d}",
+            language=language,
+            published_at=datetime.fromisoformat(published).replace(tzinfo=UTC),
+            flagged=categories is not None,
+            flag_categories=categories,
+            cluster_id=cluster.id,
+        )
+        self.session.add(article)
+        self.session.commit()
+        return article
+
+
+@pytest.fixture
+def corpus(session: Session) -> dict[str, Article]:
+    c = Corpus(session)
+    ki, nv = (
+        ensure_source(session, "kyiv-independent", "feed"),
+        ensure_source(session, "nv-en", "feed"),
+    )
+    om = ensure_source(session, "ombudsman-uk", "listing")
+    kherson = c.add(
+        ki,
+        "Russia deported children from Kherson",
+        "Russian forces deported children from occupied Kherson Oblast to Crimea.",
+        categories="deportation,children",
+        published="2023-04-07",
+    )
+    copy = c.add(
+        nv,
+        "Russia deported children from Kherson, officials say",
+        "Russian forces deported children from occupied Kherson Oblast to Crimea, officials said.",
+        categories="deportation,children",
+        published="2023-04-08",
+        cluster=kherson.cluster,
+    )
+    skadovsk = c.add(
+        om,
+        "Окупанти депортували дітей зі Скадовська",
+        "Омбудсман: окупанти вивезли 46 дітей зі Скадовська до Криму. Діти повернулися додому.",
+        language="uk",
+        categories="deportation,return",
+        published="2023-09-27",
+    )
+    camp = c.add(
+        nv,
+        "Детей вывезли в оздоровительный лагерь",
+        "Российские власти вывезли детей из Херсона в так называемый оздоровительный лагерь.",
+        language="ru",
+        categories="camps",
+        published="2023-10-02",
+    )
+    power = c.add(
+        ki,
+        "Power restored in Kharkiv",
+        "Children deported? No: this is about the power grid of Kharkiv after a strike.",
+        published="2023-11-01",
+    )
+    return {"kherson": kherson, "copy": copy, "skadovsk": skadovsk, "camp": camp, "power": power}
+
+
+def ids(session: Session, query: str | None = None, **filters: object) -> list[int]:
+    stories = bool(filters.pop("stories", False))
+    found = search(
+        session,
+        Filters(query=parse_query(query) if query else None, **filters),  # type: ignore[arg-type]
+        limit=50,
+        stories=stories,
+    )
+    return sorted(h.article.id for h in found)
+
+
+def test_phrases_or_exclusion_and_prefixes_in_latin_and_cyrillic(
+    session: Session, corpus: dict[str, Article]
+) -> None:
+    k, c, s, camp, p = (corpus[n].id for n in ("kherson", "copy", "skadovsk", "camp", "power"))
+    assert ids(session, '"deported children"') == [k, c]  # not "children deported"
+    assert ids(session, "children deported") == [k, c, p]
+    assert ids(session, "Скадовська OR Kharkiv") == [s, p]
+    assert ids(session, "children -Crimea") == [p]
+    assert ids(session, "депорт*") == [s]
+    assert ids(session, "СКАДОВСЬКА") == [s]  # case-insensitive in Cyrillic
+    assert ids(session, '"оздоровительный лагерь" OR "health camp"') == [camp]
+    assert ids(session, "вывезли -лагерь") == []
+    assert ids(session, "Kherson* Crimea") == [k, c]
+
+
+def test_filters_combine_and_stories_collapse_copies(
+    session: Session, corpus: dict[str, Article]
+) -> None:
+    k, c, s, camp = (corpus[n].id for n in ("kherson", "copy", "skadovsk", "camp"))
+    assert ids(session, "children", flagged=True) == [k, c]
+    assert ids(session, None, categories=("return", "camps")) == [s, camp]
+    assert ids(session, None, sources=("nv-en",)) == [c, camp]
+    assert ids(session, None, languages=("uk", "ru")) == [s, camp]
+    june = datetime(2023, 6, 1, tzinfo=UTC)
+    assert ids(session, None, flagged=True, since=june) == [s, camp]
+    assert ids(session, None, since=june, until=datetime(2023, 10, 1, tzinfo=UTC)) == [s]
+    assert ids(session, "children", sources=("nv-en",), flagged=True) == [c]
+    # One row per story: the two outlets' copies are one hit naming both.
+    [story] = search(session, Filters(query=parse_query("Kherson Crimea")), stories=True)
+    assert story.story_sources == ["kyiv-independent", "nv-en"]
+    assert story.story_size == 2
+    assert ids(session, "Kherson Crimea", stories=True) in ([k], [c])
+
+
+def test_results_are_ranked_and_snippets_show_the_hit(
+    session: Session, corpus: dict[str, Article]
+) -> None:
+    hits = search(session, Filters(query=parse_query("Kharkiv")), stories=False)
+    assert [h.article.id for h in hits] == [corpus["power"].id]
+    assert "**Kharkiv**" in hits[0].snippet
+    # A title hit ranks above a body-only hit.
+    hits = search(session, Filters(query=parse_query("Скадовська OR Криму")), stories=False)
+    assert hits[0].article.id == corpus["skadovsk"].id
+    newest = search(session, Filters(), limit=2, stories=False)
+    assert [h.article.id for h in newest] == [corpus["power"].id, corpus["camp"].id]
+
+
+def test_the_index_follows_updates_and_reflagging(
+    session: Session, corpus: dict[str, Article]
+) -> None:
+    power = corpus["power"]
+    power.text = "Updated: the grid of Skadovsk is down."
+    session.commit()
+    assert ids(session, "Skadovsk") == [power.id]
+    assert ids(session, "strike") == []
+    power.flagged, power.flag_categories = True, "deportation"
+    session.commit()
+    assert power.id in ids(session, None, categories=("deportation",))
+    session.delete(corpus["camp"])
+    session.commit()
+    assert ids(session, "лагерь") == []
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ('"unclosed', "a phrase is not closed"),
+        ("OR Kherson", "OR needs a term on each side"),
+        ("Kherson OR", "OR needs a term on each side"),
+        ("-Crimea", "needs at least one word"),
+        ('""', "no letters or digits"),
+        ("x OR -y", "OR cannot join an excluded term"),
+    ],
+)
+def test_malformed_queries_are_one_line_and_exit_2(query: str, message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        parse_query(query)
+
+
+def test_no_query_text_reaches_the_database_as_syntax() -> None:
+    query = parse_query("NEAR(a b) col:x ^start a&b|c !d 'e' :* (f)")
+    assert (
+        fts5_expression(query)
+        == '"near a" AND "b" AND "col x" AND "start" AND "a b c" AND "d" AND "e" AND "f"'
+    )
+    assert "&" in tsquery_expression(query)
+    assert all(w.isalnum() for w in query.words)
+
+
+def cli(database_url: str, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    env = {
+        "DEPORTWATCH_DATABASE_URL": database_url,
+        "DEPORTWATCH_SOURCES": str(REPO / "sources.toml"),
+        "DEPORTWATCH_KEYWORDS": str(REPO / "keywords.toml"),
+        "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
+        "COLUMNS": "200",
+    }
+    result = runner.invoke(app, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_search_command_formats_and_errors(
+    database_url: str, corpus: dict[str, Article], tmp_path: Path
+) -> None:
+    code, stdout, _ = cli(database_url, tmp_path, "search", "Скадовська", "--format", "json")
+    assert code == 0
+    [record] = json.loads(stdout)
+    assert record["id"] == corpus["skadovsk"].id
+    assert record["flag_categories"] == ["deportation", "return"]
+    assert record["url"] == "https://ombudsman-uk.example/3"
+    assert "**Скадовська**" in record["snippet"]
+
+    code, stdout, _ = cli(
+        database_url, tmp_path, "search", "deported", "--all-copies", "--format", "jsonl"
+    )
+    assert code == 0
+    assert len(stdout.splitlines()) == 3
+
+    code, stdout, _ = cli(database_url, tmp_path, "search", "Kherson", "--since", "2023-04-08")
+    assert code == 0
+    assert "1 stories" in stdout
+    assert f"│ {corpus['copy'].id} " in stdout  # the copy inside the date range stands for it
+    assert "nv-en" in stdout
+
+    for args, message in [
+        (("search", '"open'), "a phrase is not closed"),
+        (("search", "x", "--source", "nowhere"), "unknown source 'nowhere' (known: "),
+        (("search", "x", "--category", "weather"), "unknown category 'weather' (known: "),
+        (("search", "x", "--since", "yesterday"), "date 'yesterday' not understood"),
+    ]:
+        code, stdout, stderr = cli(database_url, tmp_path, *args)
+        assert code == 2, (args, stdout, stderr)
+        assert message in stderr
+        assert len(stderr.strip().splitlines()) == 1
+        assert "Traceback" not in stderr
+
+
+def test_csv_and_jsonl_exports_round_trip(
+    session: Session, database_url: str, corpus: dict[str, Article], tmp_path: Path
+) -> None:
+    corpus["power"].title = HOSTILE
+    session.commit()
+    out = tmp_path / "all.jsonl"
+    code, _, stderr = cli(database_url, tmp_path, "export", "--format", "jsonl", "-o", str(out))
+    assert code == 0
+    assert "Exported 5 articles" in stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == sorted(a.id for a in corpus.values())
+    assert rows[-1]["title"] == HOSTILE
+    assert rows[0]["text"] == corpus["kherson"].text
+    assert not list(tmp_path.glob("*.part"))
+
+    code, stdout, _ = cli(
+        database_url, tmp_path, "export", "--format", "csv", "--flagged", "--lang", "uk"
+    )
+    assert code == 0
+    [row] = list(csv.DictReader(io.StringIO(stdout)))
+    assert row["title"] == corpus["skadovsk"].title
+    assert row["flag_categories"] == "deportation;return"
+
+    code, stdout, _ = cli(database_url, tmp_path, "export", "--format", "csv", "Kharkiv")
+    [row] = list(csv.DictReader(io.StringIO(stdout)))
+    assert row["title"] == HOSTILE
+
+
+def test_atom_export_is_a_valid_feed_that_keeps_hostile_text_inert(
+    session: Session, database_url: str, corpus: dict[str, Article], tmp_path: Path
+) -> None:
+    corpus["kherson"].title = HOSTILE
+    corpus["kherson"].url = "javascript:alert(1)"
+    session.commit()
+    code, stdout, _ = cli(database_url, tmp_path, "export", "--format", "atom", "--flagged")
+    assert code == 0
+    feed = feedparser.parse(stdout)
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert feed.version == "atom10"
+    assert len(feed.entries) == 4
+    first = feed.entries[0]
+    assert first.title == HOSTILE.replace("\x01", "")
+    assert not first.get("links") or all(
+        not link["href"].startswith("javascript") for link in first.links
+    )
+    assert "<script>" not in stdout  # escaped, never markup
+    assert [t.term for t in feed.entries[1].tags] == ["deportation", "children"]
