@@ -94,30 +94,36 @@ def _filtered(stmt: AnySelect, filters: Filters) -> AnySelect:
 
 
 def _ranked(session: Session, filters: Filters) -> AnySelect:
-    """Matching ids with rank (smaller is better) and, on SQLite, a snippet."""
+    """Matching ids with their rank (smaller is better), best first."""
     query = filters.query
     if query is None:
-        stmt = select(Article.id, literal(None).label("rank"), literal(None).label("snippet"))
+        stmt = select(Article.id, literal(None).label("rank"))
         return _filtered(stmt, filters).order_by(article_date().desc(), Article.id.desc())
     if _sqlite(session):
+        # No snippet here: SQLite would build one for every match before sorting.
         rank = func.bm25(_FTS_REF, _TITLE_WEIGHT, _TEXT_WEIGHT)
-        snippet = func.snippet(_FTS_REF, -1, HIGHLIGHT, HIGHLIGHT, "…", SNIPPET_WORDS)
         stmt = (
-            select(Article.id, rank.label("rank"), snippet.label("snippet"))
+            select(Article.id, rank.label("rank"))
             .select_from(_FTS.join(Article, Article.id == _FTS.c.rowid))
             .where(_FTS_REF.op("MATCH")(fts5_expression(query)))
         )
         return _filtered(stmt, filters).order_by(rank, Article.id)
     tsquery = func.to_tsquery(_SIMPLE, tsquery_expression(query))
     pg_rank = -func.ts_rank(_VECTOR, tsquery)
-    stmt = select(Article.id, pg_rank.label("rank"), literal(None).label("snippet")).where(
-        _VECTOR.op("@@")(tsquery)
-    )
+    stmt = select(Article.id, pg_rank.label("rank")).where(_VECTOR.op("@@")(tsquery))
     return _filtered(stmt, filters).order_by(pg_rank, Article.id)
 
 
-def _headlines(session: Session, query: Query, ids: list[int]) -> dict[int, str]:
-    """PostgreSQL's snippets, computed for the shown rows only (ts_headline is costly)."""
+def _snippets(session: Session, query: Query, ids: list[int]) -> dict[int, str]:
+    """Snippets around the hits, built for the shown rows only (they are costly)."""
+    if _sqlite(session):
+        snippet = func.snippet(_FTS_REF, -1, HIGHLIGHT, HIGHLIGHT, "…", SNIPPET_WORDS)
+        rows = session.execute(
+            select(_FTS.c.rowid, snippet).where(
+                _FTS_REF.op("MATCH")(fts5_expression(query)), _FTS.c.rowid.in_(ids)
+            )
+        )
+        return {article_id: text for article_id, text in rows}
     tsquery = func.to_tsquery(_SIMPLE, tsquery_expression(query))
     options = (
         f"StartSel={HIGHLIGHT}, StopSel={HIGHLIGHT}, MaxWords={SNIPPET_WORDS * 2}, "
@@ -126,9 +132,7 @@ def _headlines(session: Session, query: Query, ids: list[int]) -> dict[int, str]
     rows = session.execute(
         select(
             Article.id,
-            func.ts_headline(
-                _SIMPLE, Article.title + literal(" \n") + Article.text, tsquery, options
-            ),
+            func.ts_headline(_SIMPLE, Article.title + " \n" + Article.text, tsquery, options),
         ).where(Article.id.in_(ids))
     )
     return {article_id: text for article_id, text in rows}
@@ -157,15 +161,11 @@ def search(
             .options(selectinload(Article.source), selectinload(Article.matches))
         )
     }
-    headlines = (
-        _headlines(session, filters.query, ids)
-        if filters.query is not None and not _sqlite(session) and ids
-        else {}
-    )
+    snippets = _snippets(session, filters.query, ids) if filters.query is not None and ids else {}
     hits = []
     for row in rows:
         article = articles[row.id]
-        snippet = row.snippet or headlines.get(row.id) or _opening(article.text)
+        snippet = snippets.get(row.id) or _opening(article.text)
         hits.append(Hit(article, row.rank, snippet.replace("\n", " ")))
     _add_story_sources(session, hits)
     return hits

@@ -83,6 +83,8 @@ def _until(text: str) -> datetime:
 
 
 def _check_names(session: Session, settings: Settings, names: list[str]) -> None:
+    if not names:
+        return
     known = {s.name for s in load_sources(settings.sources).sources}
     known |= set(session.scalars(select(SourceRow.name)))
     for name in names:
@@ -91,6 +93,8 @@ def _check_names(session: Session, settings: Settings, names: list[str]) -> None
 
 
 def _check_categories(settings: Settings, categories: list[str]) -> None:
+    if not categories:
+        return
     known = [c.id for c in load_taxonomy(settings.keywords).categories]
     for category in categories:
         if category not in known:

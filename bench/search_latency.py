@@ -1,0 +1,278 @@
+"""Search latency over a large archive, against a LIKE '%term%' scan in the same run.
+
+Fills a fresh archive (SQLite file, and PostgreSQL with --postgres URL) with
+generated articles — 1.5–4 KB bodies of real uk / ru / en vocabulary taken
+from the labeled texts, place names sprinkled at realistic rates, 5% flagged —
+through the real migrations, so the FTS5 triggers / generated tsvector do the
+indexing. Then times ``db.search.search`` (ranked top 50, one row per story,
+snippets) over a fixed set of queries, unfiltered and filtered, and the same
+questions asked with LIKE. Finally exports every article as JSON lines and
+reports the peak RSS of that process.
+
+Usage: python -m bench.search_latency [--articles 1000000] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, and_, insert, or_, select, text
+
+from db.engine import make_engine, make_sessionmaker
+from db.migrate import upgrade
+from db.models import Article, SourceRow, StoryCluster
+from db.query import parse_query
+from db.search import Filters, article_date, search
+
+ROOT = Path(__file__).parent.parent
+LABELED = ROOT / "tests" / "fixtures" / "flagging"
+PLACES = ["Skadovsk", "Скадовськ", "Kherson", "Херсон", "Mariupol", "Маріуполь", "Crimea", "Крим"]
+QUERIES = [
+    "Skadovsk",
+    "Скадовськ*",
+    "депорт*",
+    '"health camp"',
+    "children Crimea",
+    "Kherson OR Херсон",
+    "діти -Крим",
+    "Mariupol deported",
+    "Маріуполь",
+    "returned children",
+]
+SINCE = datetime(2025, 6, 1, tzinfo=UTC)
+FILTERED = {"flagged": True}
+BATCH = 5000
+
+
+def vocabulary() -> dict[str, list[str]]:
+    """Per language, the words of the labeled texts (reports on deportations)."""
+    words: dict[str, list[str]] = {}
+    for path in sorted(LABELED.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            case = json.loads(line)
+            words.setdefault(case["lang"], []).extend(case["text"].split())
+    return words
+
+
+def background(lang: str, rng: random.Random, size: int = 40_000) -> list[str]:
+    """Pseudo-words in the language's script: the everyday vocabulary of other news."""
+    syllables = {
+        "en": "ba be co de fa go ha in jo ka le mo ne or pa qu re so ta un ve wi".split(),
+        "uk": "ба бе ві го ді же за ка ле ми но по ра сі ти ук фа хо ці чи ша ють ння".split(),
+        "ru": "ба бе ви го ди же за ка ле ми но по ра си ти ук фа хо цы чи ша ют ние".split(),
+    }[lang]
+    return ["".join(rng.choices(syllables, k=rng.randint(2, 4))) for _ in range(size)]
+
+
+def articles(count: int, seed: int) -> Iterator[dict[str, Any]]:
+    """Articles of 1.5-4 KB; 5% are reports on deportations (and flagged), the rest
+    everyday news, with words drawn by Zipf's law as in real text."""
+    rng = random.Random(seed)  # noqa: S311 -- reproducible test data
+    topical = vocabulary()
+    langs = sorted(topical)
+    common = {lang: background(lang, rng) for lang in langs}
+    zipf = list(itertools.accumulate(1 / rank for rank in range(1, 40_001)))
+    start = datetime(2022, 3, 1, tzinfo=UTC)
+    for i in range(count):
+        lang = langs[i % len(langs)]
+        size = rng.randint(250, 650)  # words
+        body = rng.choices(common[lang], cum_weights=zipf, k=size)
+        flagged = rng.random() < 0.05
+        if flagged:  # a report: a third of its words from the labeled reports
+            for at in rng.sample(range(size), size // 3):
+                body[at] = rng.choice(topical[lang])
+        for at in range(size):
+            if rng.random() < 0.0002:
+                body[at] = rng.choice(PLACES)
+        yield {
+            "id": i + 1,
+            "title": " ".join(body[: rng.randint(6, 12)]),
+            "text": " ".join(body),
+            "language": lang,
+            "published_at": start + timedelta(minutes=i * 2),
+            "flagged": flagged,
+        }
+
+
+def fill(engine: Engine, count: int, seed: int) -> float:
+    """Insert ``count`` articles (one story each); returns seconds taken."""
+    started = time.perf_counter()
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        source_id = session.scalar(
+            insert(SourceRow)
+            .values(name="bench", kind="feed", enabled=True, created_at=SINCE)
+            .returning(SourceRow.id)
+        )
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(StoryCluster),
+                [{"id": a["id"], "first_seen_at": a["published_at"]} for a in batch],
+            )
+            conn.execute(
+                insert(Article),
+                [
+                    a
+                    | {
+                        "source_id": source_id,
+                        "url": f"https://bench.example/{a['id']}",
+                        "canonical_url": f"https://bench.example/{a['id']}",
+                        "content_hash": f"{a['id']:064x}",
+                        "first_seen_at": a["published_at"],
+                        "last_seen_at": a["published_at"],
+                        "flag_categories": "deportation" if a["flagged"] else None,
+                        "cluster_id": a["id"],
+                    }
+                    for a in batch
+                ],
+            )
+        batch.clear()
+
+    for number, article in enumerate(articles(count, seed), start=1):
+        batch.append(article)
+        if len(batch) == BATCH:
+            flush()
+        if number % 100_000 == 0:
+            print(f"  {number:,} articles", file=sys.stderr, flush=True)
+    if batch:
+        flush()
+    return time.perf_counter() - started
+
+
+def like_search(engine: Engine, query: str, flagged: bool) -> list[int]:
+    """The baseline: every term as LIKE '%term%' on title or text, newest first."""
+    parsed = parse_query(query)
+    conditions = []
+    for group in parsed.groups:
+        alternatives = []
+        for term in group:
+            pattern = "%" + " ".join(term.words) + "%"
+            alternatives.append(or_(Article.title.ilike(pattern), Article.text.ilike(pattern)))
+        conditions.append(or_(*alternatives))
+    for term in parsed.excluded:
+        pattern = "%" + " ".join(term.words) + "%"
+        conditions.append(~or_(Article.title.ilike(pattern), Article.text.ilike(pattern)))
+    if flagged:
+        conditions.append(Article.flagged.is_(True))
+    stmt = select(Article.id).where(and_(*conditions)).order_by(article_date().desc()).limit(50)
+    with engine.connect() as conn:
+        return list(conn.scalars(stmt))
+
+
+def timed(call: Callable[[], object], repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def summary(times: list[float]) -> tuple[float, float]:
+    ordered = sorted(times)
+    return statistics.median(ordered), ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+def measure(engine: Engine, label: str, repeat: int) -> dict[str, Any]:
+    sessions = make_sessionmaker(engine)
+    results: dict[str, Any] = {"database": label}
+    for name, extra in (("unfiltered", {}), ("flagged", FILTERED)):
+        fts: list[float] = []
+        like: list[float] = []
+        for query in QUERIES:
+            filters = Filters(query=parse_query(query), **extra)  # type: ignore[arg-type]
+            with sessions() as session:
+                search(session, filters, limit=50)  # warm the cache once
+                fts += timed(partial(search, session, filters, limit=50), repeat)
+            flagged = bool(extra)
+            like += timed(partial(like_search, engine, query, flagged), 1)
+        results[name] = {"fts": summary(fts), "like": summary(like)}
+    return results
+
+
+def export_rss(url: str, workdir: Path) -> tuple[float, float]:
+    """Peak RSS (MB) and seconds of ``deportwatch export --format jsonl`` of everything."""
+    script = (
+        "import resource, sys, time\n"
+        "from deportwatch.cli import main\n"
+        "sys.argv = ['deportwatch', 'export', '--format', 'jsonl', '-o', sys.argv[1]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n"
+    )
+    env = {"DEPORTWATCH_DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
+    started = time.perf_counter()
+    done = subprocess.run(  # noqa: S603 -- our own interpreter and script
+        [sys.executable, "-c", script, str(workdir / "export.jsonl")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = time.perf_counter() - started
+    return float(done.stderr.strip().splitlines()[-1]), seconds
+
+
+def run(url: str, label: str, args: argparse.Namespace, workdir: Path) -> None:
+    count, seed, repeat = args.articles, args.seed, args.repeat
+    engine = make_engine(url)
+    upgrade(engine)
+    print(f"{label}: filling {count:,} articles …", file=sys.stderr, flush=True)
+    seconds = fill(engine, count, seed)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE articles"))
+    print(f"{label}: filled in {seconds:.0f} s", file=sys.stderr, flush=True)
+    results = measure(engine, label, repeat)
+    engine.dispose()
+    rss, export_seconds = export_rss(url, workdir)
+    print(f"\n{label}, {count:,} articles (filled in {seconds:.0f} s)")
+    print("| queries | search median ms | p95 ms | LIKE median ms | p95 ms | speed-up (median) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name in ("unfiltered", "flagged"):
+        (fm, fp), (lm, lp) = results[name]["fts"], results[name]["like"]
+        print(f"| {name} | {fm:.1f} | {fp:.1f} | {lm:.0f} | {lp:.0f} | {lm / fm:.0f}x |")
+    print(
+        f"export of {count:,} articles as JSON lines: {export_seconds:.0f} s, peak RSS {rss:.0f} MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--articles", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each query")
+    parser.add_argument("--postgres", help="also run on this PostgreSQL database (emptied)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="deportwatch-bench-") as tmp:
+        workdir = Path(tmp)
+        run(f"sqlite:///{workdir / 'archive.db'}", "SQLite", args, workdir)
+        if args.postgres:
+            admin = make_engine(args.postgres)
+            with admin.begin() as conn:
+                conn.execute(text("DROP SCHEMA IF EXISTS bench_search CASCADE"))
+                conn.execute(text("CREATE SCHEMA bench_search"))
+            admin.dispose()
+            scoped = args.postgres + ("&" if "?" in args.postgres else "?")
+            scoped += "options=-csearch_path%3Dbench_search"
+            run(scoped, "PostgreSQL", args, workdir)
+
+
+if __name__ == "__main__":
+    main()
