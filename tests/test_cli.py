@@ -27,11 +27,13 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_commands_exist() -> None:
     assert COMMANDS == [
         "crawl",
+        "export",
         "figures",
         "flag",
         "init",
         "reflag",
         "schedule",
+        "search",
         "show",
         "sources",
         "status",
