@@ -576,9 +576,22 @@ def main() -> None:
     DEPORTWATCH_DEBUG=1 lets the traceback through, for bug reports.
     """
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.Abort:  # Ctrl+C at a prompt
+        sys.exit(130)
     except Exception as exc:
+        # Usage errors (unknown option, bad choice) are Click exceptions, from
+        # Click itself or the copy Typer vendors; either way they carry their
+        # message and exit code. Click would draw a box with a usage line.
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                print(exc.format_message())
+                sys.exit(0)
+            message = exc.format_message().replace("Value error, ", "")
+            err.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
         if os.environ.get("DEPORTWATCH_DEBUG"):
             raise
         err.print(f"error: unexpected {type(exc).__name__}: {exc}", highlight=False, markup=False)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

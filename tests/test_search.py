@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from db.repository import ensure_source
 from db.search import Filters, search
 from deportwatch.cli import app
 from tests.conftest import REPO
+from tests.helpers import DEPORTWATCH
 
 runner = CliRunner()
 HOSTILE = 'Report <script>alert("x")</script> & ]]> "quoted", comma\x01\nline two'
@@ -307,3 +309,21 @@ def test_atom_export_is_a_valid_feed_that_keeps_hostile_text_inert(
     )
     assert "<script>" not in stdout  # escaped, never markup
     assert [t.term for t in feed.entries[1].tags] == ["deportation", "children"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "x", "--format", "xml"], "'xml' is not one of 'table', 'json', 'jsonl', 'csv'"),
+        (["search", "x", "--lang", "de"], "'de' is not one of 'uk', 'ru', 'en'"),
+        (["export", "--format", "pdf"], "'pdf' is not one of 'csv', 'jsonl', 'atom'"),
+        (["search", "x", "--limit", "0"], "'--limit'"),
+    ],
+)
+def test_bad_choices_are_one_line_naming_the_valid_ones(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [DEPORTWATCH, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
