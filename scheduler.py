@@ -30,11 +30,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
-from db.models import CrawlRun, SourceRow
+from db.repository import last_runs
 from db.types import utcnow
 from deportwatch.alerts import alert_targets, queue_health_alerts, queue_story_alerts, send_alerts
 from deportwatch.child import KILL_AFTER, ChildCrawl, CrawlResult
@@ -87,12 +87,7 @@ def next_due(source: Source, settings: Settings, last_started: datetime | None) 
 def last_started(engine: Engine) -> dict[str, datetime]:
     """When each source's newest run started, by source name."""
     with make_sessionmaker(engine)() as session:
-        rows = session.execute(
-            select(SourceRow.name, func.max(CrawlRun.started_at))
-            .join(CrawlRun, CrawlRun.source_id == SourceRow.id)
-            .group_by(SourceRow.name)
-        ).all()
-    return {name: started for name, started in rows if started is not None}
+        return {name: run.started_at for name, run in last_runs(session).items()}
 
 
 class ConfigSnapshot:

@@ -69,6 +69,16 @@ def _sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
+def _fts_match(query: Query) -> ColumnElement[bool]:
+    """SQLite: rows of articles_fts matching the query."""
+    return _FTS_REF.op("MATCH")(fts5_expression(query))
+
+
+def _tsquery(query: Query) -> Any:
+    """PostgreSQL: the query as a tsquery of the 'simple' configuration."""
+    return func.to_tsquery(_SIMPLE, tsquery_expression(query))
+
+
 def article_date() -> Any:
     """When an article was published, else when it was first seen."""
     return func.coalesce(Article.published_at, Article.first_seen_at)
@@ -105,10 +115,10 @@ def _ranked(session: Session, filters: Filters) -> AnySelect:
         stmt = (
             select(Article.id, rank.label("rank"))
             .select_from(_FTS.join(Article, Article.id == _FTS.c.rowid))
-            .where(_FTS_REF.op("MATCH")(fts5_expression(query)))
+            .where(_fts_match(query))
         )
         return _filtered(stmt, filters).order_by(rank, Article.id)
-    tsquery = func.to_tsquery(_SIMPLE, tsquery_expression(query))
+    tsquery = _tsquery(query)
     pg_rank = -func.ts_rank(_VECTOR, tsquery)
     stmt = select(Article.id, pg_rank.label("rank")).where(_VECTOR.op("@@")(tsquery))
     return _filtered(stmt, filters).order_by(pg_rank, Article.id)
@@ -119,12 +129,10 @@ def _snippets(session: Session, query: Query, ids: list[int]) -> dict[int, str]:
     if _sqlite(session):
         snippet = func.snippet(_FTS_REF, -1, HIGHLIGHT, HIGHLIGHT, "…", SNIPPET_WORDS)
         rows = session.execute(
-            select(_FTS.c.rowid, snippet).where(
-                _FTS_REF.op("MATCH")(fts5_expression(query)), _FTS.c.rowid.in_(ids)
-            )
+            select(_FTS.c.rowid, snippet).where(_fts_match(query), _FTS.c.rowid.in_(ids))
         )
         return {article_id: text for article_id, text in rows}
-    tsquery = func.to_tsquery(_SIMPLE, tsquery_expression(query))
+    tsquery = _tsquery(query)
     options = (
         f"StartSel={HIGHLIGHT}, StopSel={HIGHLIGHT}, MaxWords={SNIPPET_WORDS * 2}, "
         f"MinWords={SNIPPET_WORDS // 2}, MaxFragments=1, FragmentDelimiter=…"
@@ -222,9 +230,9 @@ def _opening(text: str, words: int = SNIPPET_WORDS * 2) -> str:
 def _match_condition(session: Session, query: Query) -> Any:
     """Articles matching ``query``, as a WHERE condition (no rank, no snippet)."""
     if _sqlite(session):
-        matching = select(_FTS.c.rowid).where(_FTS_REF.op("MATCH")(fts5_expression(query)))
+        matching = select(_FTS.c.rowid).where(_fts_match(query))
         return Article.id.in_(matching)
-    return _VECTOR.op("@@")(func.to_tsquery(_SIMPLE, tsquery_expression(query)))
+    return _VECTOR.op("@@")(_tsquery(query))
 
 
 def iter_matches(session: Session, filters: Filters, batch: int = 500) -> Iterator[Row[Any]]:

@@ -38,6 +38,7 @@ from db.types import utcnow
 from deportwatch.errors import ConfigError
 from deportwatch.events import log_event
 from deportwatch.health import archive_health
+from deportwatch.show import category_list
 from deportwatch.sources import Source
 
 STORIES_PER_MESSAGE = 20  # a batch lists this many stories, then says how many more
@@ -95,9 +96,7 @@ def _story_payload(session: Session, article: Article) -> dict[str, Any]:
         else [article]
     )
     sources = sorted({m.source.name for m in members})
-    categories = sorted(
-        {c for m in members if m.flagged for c in (m.flag_categories or "").split(",") if c}
-    )
+    categories = sorted({c for m in members for c in category_list(m.flagged, m.flag_categories)})
     snippet = session.scalar(
         select(FlagMatch.snippet)
         .where(FlagMatch.article_id == article.id)

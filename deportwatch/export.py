@@ -11,14 +11,13 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any, TextIO
 
 from sqlalchemy.engine import Row
 
 from db.search import Hit
 from db.types import utcnow
-from deportwatch.show import match_record
+from deportwatch.show import category_list, iso_time, match_record
 
 SEARCH_FIELDS = [
     "id",
@@ -62,14 +61,6 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 SUMMARY_CHARS = 600
 
 
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _categories(flagged: bool, categories: str | None) -> list[str]:
-    return [c for c in (categories or "").split(",") if c] if flagged else []
-
-
 def hit_record(hit: Hit) -> dict[str, Any]:
     """A search hit with every stored field a user may cite."""
     a = hit.article
@@ -82,11 +73,11 @@ def hit_record(hit: Hit) -> dict[str, Any]:
         "title": a.title,
         "url": a.url,
         "canonical_url": a.canonical_url,
-        "published_at": _time(a.published_at),
-        "first_seen_at": _time(a.first_seen_at),
+        "published_at": iso_time(a.published_at),
+        "first_seen_at": iso_time(a.first_seen_at),
         "language": a.language,
         "flagged": a.flagged,
-        "flag_categories": _categories(a.flagged, a.flag_categories),
+        "flag_categories": category_list(a.flagged, a.flag_categories),
         "flag_score": a.flag_score,
         "snippet": hit.snippet,
         "rank": hit.rank,
@@ -103,12 +94,12 @@ def row_record(row: Row[Any]) -> dict[str, Any]:
         "title": row.title,
         "url": row.url,
         "canonical_url": row.canonical_url,
-        "published_at": _time(row.published_at),
-        "first_seen_at": _time(row.first_seen_at),
-        "last_seen_at": _time(row.last_seen_at),
+        "published_at": iso_time(row.published_at),
+        "first_seen_at": iso_time(row.first_seen_at),
+        "last_seen_at": iso_time(row.last_seen_at),
         "language": row.language,
         "flagged": row.flagged,
-        "flag_categories": _categories(row.flagged, row.flag_categories),
+        "flag_categories": category_list(row.flagged, row.flag_categories),
         "flag_score": row.flag_score,
         "author": row.author,
         "text": row.text,

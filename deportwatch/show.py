@@ -30,8 +30,13 @@ def load_article(session: Session, article_id: int) -> Article:
     return article
 
 
-def _time(value: Any) -> str | None:
+def iso_time(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def category_list(flagged: bool, categories: str | None) -> list[str]:
+    """An article's flag categories (stored comma-separated) as a list."""
+    return [c for c in (categories or "").split(",") if c] if flagged else []
 
 
 def match_record(match: MatchLike) -> dict[str, Any]:
@@ -59,15 +64,15 @@ def article_record(article: Article) -> dict[str, Any]:
         "final_url": article.final_url,
         "page_canonical_url": article.page_canonical_url,
         "author": article.author,
-        "published_at": _time(article.published_at),
+        "published_at": iso_time(article.published_at),
         "date_origin": article.date_origin,
-        "first_seen_at": _time(article.first_seen_at),
-        "last_seen_at": _time(article.last_seen_at),
+        "first_seen_at": iso_time(article.first_seen_at),
+        "last_seen_at": iso_time(article.last_seen_at),
         "language": article.language,
         "details": json.loads(article.details) if article.details else None,
         "flagged": article.flagged,
         "flag_score": article.flag_score,
-        "flag_categories": (article.flag_categories or "").split(",") if article.flagged else [],
+        "flag_categories": category_list(article.flagged, article.flag_categories),
         "keywords_version": article.keywords_version,
         "matches": [match_record(m) for m in article.matches],
         "story": {
@@ -81,7 +86,7 @@ def article_record(article: Article) -> dict[str, Any]:
                     "source": m.source.name,
                     "url": m.url,
                     "title": m.title,
-                    "first_seen_at": _time(m.first_seen_at),
+                    "first_seen_at": iso_time(m.first_seen_at),
                 }
                 for m in members
                 if m.id != article.id
@@ -91,8 +96,8 @@ def article_record(article: Article) -> dict[str, Any]:
             {
                 "title": v.title,
                 "text": v.text,
-                "seen_from": _time(v.seen_from),
-                "seen_until": _time(v.seen_until),
+                "seen_from": iso_time(v.seen_from),
+                "seen_until": iso_time(v.seen_until),
             }
             for v in article.versions
         ],
