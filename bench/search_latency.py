@@ -286,10 +286,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each query")
     parser.add_argument("--postgres", help="also run on this PostgreSQL database (emptied)")
+    parser.add_argument(
+        "--skip-sqlite", action="store_true", help="measure PostgreSQL only (needs --postgres)"
+    )
     args = parser.parse_args()
+    if args.skip_sqlite and not args.postgres:
+        parser.error("--skip-sqlite needs --postgres")
     with tempfile.TemporaryDirectory(prefix="deportwatch-bench-") as tmp:
         workdir = Path(tmp)
-        run(f"sqlite:///{workdir / 'archive.db'}", "SQLite", args, workdir)
+        if not args.skip_sqlite:
+            run(f"sqlite:///{workdir / 'archive.db'}", "SQLite", args, workdir)
         if args.postgres:
             admin = make_engine(args.postgres)
             with admin.begin() as conn:
