@@ -56,6 +56,15 @@ class Filters:
     until: datetime | None = None
 
 
+@dataclass(frozen=True)
+class StoryMember:
+    """One copy of a story: which outlet carried it, and where."""
+
+    id: int
+    source: str
+    url: str
+
+
 @dataclass
 class Hit:
     article: Article
@@ -63,6 +72,7 @@ class Hit:
     snippet: str
     story_sources: list[str] = field(default_factory=list)  # every outlet of its story
     story_size: int = 1
+    members: list[StoryMember] = field(default_factory=list)  # every copy, first seen first
 
 
 def _sqlite(session: Session) -> bool:
@@ -203,23 +213,22 @@ def _best_per_story(session: Session, ranked: AnySelect, wanted: int) -> list[Ro
 
 def _add_story_sources(session: Session, hits: list[Hit]) -> None:
     clusters = {h.article.cluster_id for h in hits if h.article.cluster_id is not None}
-    if not clusters:
-        for hit in hits:
-            hit.story_sources = [hit.article.source.name]
-        return
-    members: dict[int, list[str]] = {}
-    rows = session.execute(
-        select(Article.cluster_id, SourceRow.name)
-        .join(SourceRow, SourceRow.id == Article.source_id)
-        .where(Article.cluster_id.in_(clusters))
-        .order_by(Article.id)
-    )
-    for cluster_id, name in rows:
-        members.setdefault(cluster_id or -1, []).append(name)
+    members: dict[int, list[StoryMember]] = {}
+    if clusters:
+        rows = session.execute(
+            select(Article.cluster_id, Article.id, SourceRow.name, Article.url)
+            .join(SourceRow, SourceRow.id == Article.source_id)
+            .where(Article.cluster_id.in_(clusters))
+            .order_by(Article.id)
+        )
+        for cluster_id, article_id, name, url in rows:
+            members.setdefault(cluster_id or 0, []).append(StoryMember(article_id, name, url))
     for hit in hits:
-        names = members.get(hit.article.cluster_id or -1, [hit.article.source.name])
-        hit.story_sources = list(dict.fromkeys(names))
-        hit.story_size = len(names)
+        a = hit.article
+        own = [StoryMember(a.id, a.source.name, a.url)]
+        hit.members = members.get(a.cluster_id, own) if a.cluster_id is not None else own
+        hit.story_sources = list(dict.fromkeys(m.source for m in hit.members))
+        hit.story_size = len(hit.members)
 
 
 def _opening(text: str, words: int = SNIPPET_WORDS * 2) -> str:

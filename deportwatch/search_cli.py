@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TextIO
@@ -15,17 +14,12 @@ from typing import Annotated, TextIO
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.engine import make_sessionmaker
 from db.migrate import open_archive
-from db.models import SourceRow
-from db.query import parse_query
 from db.search import Filters, iter_matches, search
 from deportwatch.cli import _highlight, _settings, app, err, out, reported_errors
-from deportwatch.dates import parse_since
-from deportwatch.errors import UsageError
 from deportwatch.export import (
     EXPORT_FIELDS,
     SEARCH_FIELDS,
@@ -35,9 +29,8 @@ from deportwatch.export import (
     write_csv,
     write_jsonl,
 )
-from deportwatch.keywords import load_taxonomy
+from deportwatch.filters import build_filters
 from deportwatch.settings import Settings
-from deportwatch.sources import load_sources
 
 
 class Language(StrEnum):
@@ -76,31 +69,6 @@ Until = Annotated[
 ]
 
 
-def _until(text: str) -> datetime:
-    moment = parse_since(text)
-    # "--until 2023-09-30" means to the end of that day, not its first instant.
-    return moment + timedelta(days=1) if len(text.strip()) == 10 else moment
-
-
-def _check_names(session: Session, settings: Settings, names: list[str]) -> None:
-    if not names:
-        return
-    known = {s.name for s in load_sources(settings.sources).sources}
-    known |= set(session.scalars(select(SourceRow.name)))
-    for name in names:
-        if name not in known:
-            raise UsageError(f"unknown source '{name}' (known: {', '.join(sorted(known))})")
-
-
-def _check_categories(settings: Settings, categories: list[str]) -> None:
-    if not categories:
-        return
-    known = [c.id for c in load_taxonomy(settings.keywords).categories]
-    for category in categories:
-        if category not in known:
-            raise UsageError(f"unknown category '{category}' (known: {', '.join(known)})")
-
-
 def _filters(
     session: Session,
     settings: Settings,
@@ -113,16 +81,16 @@ def _filters(
     since: str | None,
     until: str | None,
 ) -> Filters:
-    _check_names(session, settings, sources or [])
-    _check_categories(settings, categories or [])
-    return Filters(
-        query=parse_query(query) if query and query.strip() else None,
+    return build_filters(
+        session,
+        settings,
+        query=query,
         flagged=flagged,
-        categories=tuple(categories or ()),
-        sources=tuple(sources or ()),
-        languages=tuple(lang.value for lang in languages or ()),
-        since=parse_since(since) if since else None,
-        until=_until(until) if until else None,
+        categories=categories or (),
+        sources=sources or (),
+        languages=[lang.value for lang in languages or ()],
+        since=since,
+        until=until,
     )
 
 
