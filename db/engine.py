@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -40,6 +41,44 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def _sqlite_read_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def make_readonly_engine(url: str) -> Engine:
+    """An engine that cannot write, enforced by the database, not by our code.
+
+    SQLite: the file is opened with ``mode=ro`` (and ``query_only``), and a
+    missing file is never created. PostgreSQL: every transaction is read only
+    (``default_transaction_read_only``); a read-only role in the URL adds a
+    second lock.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise ConfigError("a read-only view needs an archive file, not an in-memory database")
+        path = quote(str(Path(parsed.database).resolve()))
+        engine = create_engine(
+            f"sqlite:///file:{path}?mode=ro&uri=true",
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        event.listen(engine, "connect", _sqlite_read_only)
+        return engine
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    given = parsed.query.get("options") or ()
+    given = (given,) if isinstance(given, str) else given
+    options = " ".join([*given, "-c default_transaction_read_only=on"])
+    parsed = parsed.update_query_dict({"options": options})
     return create_engine(parsed, pool_pre_ping=True)
 
 

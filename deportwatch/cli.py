@@ -564,10 +564,10 @@ def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
         out.print(diff, highlight=False, markup=False)
 
 
-# search and export live in their own module; importing it registers them on ``app``.
-from deportwatch import search_cli  # noqa: E402
+# search, export and serve live in their own modules; importing them registers them on ``app``.
+from deportwatch import search_cli, serve_cli  # noqa: E402
 
-__all__ = ["app", "main", "search_cli"]
+__all__ = ["app", "main", "search_cli", "serve_cli"]
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.engine import Row
 
+from db.models import Article
 from db.search import Hit
 from db.types import utcnow
 from deportwatch.show import category_list, iso_time, match_record
@@ -25,6 +26,7 @@ SEARCH_FIELDS = [
     "source",
     "story_sources",
     "story_size",
+    "story_members",
     "title",
     "url",
     "canonical_url",
@@ -70,6 +72,7 @@ def hit_record(hit: Hit) -> dict[str, Any]:
         "source": a.source.name,
         "story_sources": hit.story_sources,
         "story_size": hit.story_size,
+        "story_members": [{"id": m.id, "source": m.source, "url": m.url} for m in hit.members],
         "title": a.title,
         "url": a.url,
         "canonical_url": a.canonical_url,
@@ -85,12 +88,12 @@ def hit_record(hit: Hit) -> dict[str, Any]:
     }
 
 
-def row_record(row: Row[Any]) -> dict[str, Any]:
-    """An exported article (a row from ``db.search.iter_matches``)."""
+def row_record(row: Row[Any] | Article) -> dict[str, Any]:
+    """An exported article: a row from ``db.search.iter_matches``, or an Article."""
     return {
         "id": row.id,
         "cluster_id": row.cluster_id,
-        "source": row.source_name,
+        "source": row.source.name if isinstance(row, Article) else row.source_name,
         "title": row.title,
         "url": row.url,
         "canonical_url": row.canonical_url,
@@ -144,7 +147,7 @@ def _element(parent: ET.Element, tag: str, text: str | None = None, **attrs: str
     return element
 
 
-def _atom_entry(record: dict[str, Any]) -> str:
+def _atom_entry(record: dict[str, Any], archive_base: str | None) -> str:
     entry = ET.Element("entry")
     _element(entry, "id", f"tag:deportwatch,2023:article/{record['id']}")
     _element(entry, "title", record["title"] or "(untitled)")
@@ -155,6 +158,8 @@ def _atom_entry(record: dict[str, Any]) -> str:
     # Only http(s) links: a hostile feed's javascript: URL never becomes a link.
     if str(record["url"]).startswith(("http://", "https://")):
         _element(entry, "link", href=record["url"], rel="alternate")
+    if archive_base is not None:
+        _element(entry, "link", href=f"{archive_base}/articles/{record['id']}", rel="related")
     author = _element(entry, "author")
     _element(author, "name", record["source"])
     for category in record["flag_categories"]:
@@ -165,11 +170,25 @@ def _atom_entry(record: dict[str, Any]) -> str:
     return ET.tostring(entry, encoding="unicode")
 
 
-def write_atom(records: Iterable[dict[str, Any]], out: TextIO, title: str) -> int:
-    """A valid Atom 1.0 feed of ``records`` (export records), written as they come."""
+def write_atom(
+    records: Iterable[dict[str, Any]],
+    out: TextIO,
+    title: str,
+    *,
+    feed_id: str = "export",
+    self_url: str | None = None,
+    archive_base: str | None = None,
+) -> int:
+    """A valid Atom 1.0 feed of ``records`` (export records), written as they come.
+
+    With ``archive_base`` (the web view's address) each entry also links to its
+    archive page.
+    """
     head = ET.Element("feed", {"xmlns": ATOM})
-    _element(head, "id", "tag:deportwatch,2023:export")
+    _element(head, "id", f"tag:deportwatch,2023:{feed_id}")
     _element(head, "title", title)
+    if self_url is not None:
+        _element(head, "link", href=self_url, rel="self")
     _element(head, "updated", utcnow().isoformat())
     _element(_element(head, "author"), "name", "deportwatch")
     _element(head, "generator", "deportwatch")
@@ -177,7 +196,7 @@ def write_atom(records: Iterable[dict[str, Any]], out: TextIO, title: str) -> in
     out.write('<?xml version="1.0" encoding="utf-8"?>\n' + opening + "\n")
     count = 0
     for record in records:
-        out.write(_atom_entry(record) + "\n")
+        out.write(_atom_entry(record, archive_base) + "\n")
         count += 1
     out.write("</feed>\n")
     return count

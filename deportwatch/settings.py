@@ -83,6 +83,17 @@ class Settings(BaseSettings):
         description="Alerts older than this are no longer sent (a new target gets no backlog).",
     )
 
+    # The read-only web view (deportwatch serve).
+    web_host: str = Field(
+        default="127.0.0.1", description="Address the web view listens on (0.0.0.0: everyone)."
+    )
+    web_port: int = Field(default=8080, ge=1, le=65535, description="Port of the web view.")
+    web_database_url: str | None = Field(
+        default=None,
+        description="The archive as the web view opens it, e.g. with a read-only PostgreSQL "
+        "role; the database URL when unset.",
+    )
+
     @field_validator("default_interval")
     @classmethod
     def _valid_interval(cls, value: str) -> str:

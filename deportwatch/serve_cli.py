@@ -1,0 +1,70 @@
+"""``deportwatch serve``: the read-only web view, served by uvicorn.
+
+The web stack is imported when the command runs, so the other commands do not
+pay for it at start-up.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import make_url
+
+from deportwatch.cli import _settings, app, err, reported_errors
+from deportwatch.errors import UsageError
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail with one line before uvicorn would log a traceback-like error and exit."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to listen on (default 127.0.0.1: this machine only)."),
+    ] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default 8080).")] = None,
+) -> None:
+    """Serve a read-only web view of the archive: search, flagged stories, an article's
+    evidence and versions, source health, figures, Atom feeds and a JSON API.
+
+    It never writes: the database is opened read-only. Listening on 0.0.0.0
+    exposes the archive to the network; put it behind a proxy with authentication.
+
+    Example: deportwatch serve --port 8080, then open http://127.0.0.1:8080/
+    """
+    with reported_errors():
+        settings = _settings()
+        host = host or settings.web_host
+        port = port or settings.web_port
+        _check_can_listen(host, port)
+        import uvicorn  # noqa: PLC0415 (see the module docstring)
+
+        from deportwatch.web.app import create_app  # noqa: PLC0415
+
+        web_app = create_app(settings)
+        url = make_url(settings.web_database_url or settings.database_url)
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+            err.print(
+                f"note: no archive at {url.database} yet; the pages will say so until a crawl "
+                "creates it",
+                highlight=False,
+            )
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"Serving the archive read-only at http://{shown}:{port}/", highlight=False)
+    uvicorn.run(web_app, host=host, port=port, server_header=False, log_level="info")
