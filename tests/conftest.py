@@ -22,6 +22,8 @@ from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from deportwatch.replay import content_type, snapshot_path
 
+pytest_plugins = ["tests.corpus"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 WEB = FIXTURES / "web"
 REPO = Path(__file__).parent.parent
