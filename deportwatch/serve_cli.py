@@ -6,6 +6,7 @@ pay for it at start-up.
 
 from __future__ import annotations
 
+import signal
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -67,4 +68,10 @@ def serve(
             )
     shown = f"[{host}]" if ":" in host else host
     err.print(f"Serving the archive read-only at http://{shown}:{port}/", highlight=False)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal
+    # to whatever handler was there before it. This one makes that a normal
+    # return, so a stopped view exits 0 like ``deportwatch schedule``.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda *_: None)
     uvicorn.run(web_app, host=host, port=port, server_header=False, log_level="info")
+    err.print("Stopped.", highlight=False)

@@ -8,8 +8,14 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session
 
-from db.models import Article, SourceRow, StoryCluster
+from db.models import Article, ArticleVersion, FlagMatch, SourceRow, StoryCluster
 from db.repository import ensure_source
+
+HOSTILE_TITLE = '<script>alert("title")</script> Children taken to Crimea'
+HOSTILE_TEXT = (
+    "They deported 40 children <img src=x onerror=alert(1)> from Kherson.\n"
+    '<a href="javascript:alert(2)">read more</a>'
+)
 
 
 class Corpus:
@@ -98,3 +104,43 @@ def corpus(session: Session) -> dict[str, Article]:
         published="2023-11-01",
     )
     return {"kherson": kherson, "copy": copy, "skadovsk": skadovsk, "camp": camp, "power": power}
+
+
+@pytest.fixture
+def hostile(session: Session) -> Article:
+    """A flagged article with hostile markup, a javascript: URL, evidence and a version."""
+    source = ensure_source(session, "ukrinform-en", "feed")
+    article = Corpus(session).add(
+        source,
+        HOSTILE_TITLE,
+        HOSTILE_TEXT,
+        categories="deportation",
+        published="2023-05-01",
+        url="javascript:alert(3)",
+    )
+    start = HOSTILE_TEXT.index("deported")
+    session.add_all(
+        [
+            FlagMatch(
+                article_id=article.id,
+                category="deportation",
+                rule="deport-en",
+                term="deported",
+                field="text",
+                start=start,
+                end=start + len("deported"),
+                snippet="They **deported** 40 children <img src=x onerror=alert(1)>",
+                weight=1.0,
+            ),
+            ArticleVersion(
+                article_id=article.id,
+                title=HOSTILE_TITLE,
+                text="They moved 40 children from Kherson.",
+                content_hash="0" * 64,
+                seen_from=datetime(2023, 5, 1, 8, tzinfo=UTC),
+                seen_until=datetime(2023, 5, 1, 9, tzinfo=UTC),
+            ),
+        ]
+    )
+    session.commit()
+    return article

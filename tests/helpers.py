@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,3 +93,52 @@ def feed(base: str, entries: list[tuple[str, str, str]]) -> str:
     return (
         f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ServedView:
+    """``deportwatch serve`` in a subprocess on a free loopback port."""
+
+    def __init__(self, database_url: str, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / "serve.log"
+        env = cli_env(database_url, REPO / "sources.toml", tmp_path)
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [DEPORTWATCH, "serve", "--port", str(self.port)],
+                env=env,
+                cwd=tmp_path,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited early:\n{self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(self.base + "/static/style.css", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"serve did not answer within 30 s:\n{self.log.read_text()}")
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def stop(self) -> int:
+        """SIGTERM, as a container stop sends; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=20)

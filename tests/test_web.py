@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import html
 import re
+import socket
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import feedparser
 import pytest
@@ -16,19 +18,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from db.models import Article, ArticleVersion, CounterReading, CrawlRun, FlagMatch
+from db.models import Article, CounterReading, CrawlRun
 from db.repository import ensure_source
 from deportwatch.settings import load_settings
 from deportwatch.web import pages
 from deportwatch.web.app import create_app
 from tests.conftest import REPO
-from tests.corpus import Corpus
-
-HOSTILE_TITLE = '<script>alert("title")</script> Children taken to Crimea'
-HOSTILE_TEXT = (
-    "They deported 40 children <img src=x onerror=alert(1)> from Kherson.\n"
-    '<a href="javascript:alert(2)">read more</a>'
-)
+from tests.corpus import HOSTILE_TITLE, Corpus
+from tests.helpers import ServedView, run_cli
 
 
 def make_app(database_url: str) -> FastAPI:
@@ -38,46 +35,6 @@ def make_app(database_url: str) -> FastAPI:
         keywords=REPO / "keywords.toml",
     )
     return create_app(settings)
-
-
-@pytest.fixture
-def hostile(session: Session) -> Article:
-    """A flagged article with hostile markup, a javascript: URL, evidence and a version."""
-    source = ensure_source(session, "ukrinform-en", "feed")
-    article = Corpus(session).add(
-        source,
-        HOSTILE_TITLE,
-        HOSTILE_TEXT,
-        categories="deportation",
-        published="2023-05-01",
-        url="javascript:alert(3)",
-    )
-    start = HOSTILE_TEXT.index("deported")
-    session.add_all(
-        [
-            FlagMatch(
-                article_id=article.id,
-                category="deportation",
-                rule="deport-en",
-                term="deported",
-                field="text",
-                start=start,
-                end=start + len("deported"),
-                snippet="They **deported** 40 children <img src=x onerror=alert(1)>",
-                weight=1.0,
-            ),
-            ArticleVersion(
-                article_id=article.id,
-                title=HOSTILE_TITLE,
-                text="They moved 40 children from Kherson.",
-                content_hash="0" * 64,
-                seen_from=datetime(2023, 5, 1, 8, tzinfo=UTC),
-                seen_until=datetime(2023, 5, 1, 9, tzinfo=UTC),
-            ),
-        ]
-    )
-    session.commit()
-    return article
 
 
 @pytest.fixture
@@ -359,3 +316,41 @@ def test_a_missing_archive_is_a_clear_503_and_stays_missing(tmp_path: Path) -> N
     assert api.status_code == 503
     assert api.json()["error"].startswith("The archive cannot be read")
     assert not archive.exists()
+
+
+@pytest.mark.e2e
+def test_serve_command_answers_and_stops_on_sigterm(
+    database_url: str, corpus: dict[str, Article], tmp_path: Path
+) -> None:
+    view = ServedView(database_url, tmp_path)
+    try:
+        status, page = view.get("/?q=" + quote("Скадовська"))
+        assert status == 200
+        assert article_ids(page) == [corpus["skadovsk"].id]
+        status, body = view.get("/api/search?lang=xx")
+        assert status == 400
+        assert "unknown language 'xx'" in body
+    finally:
+        code = view.stop()
+    log = view.log.read_text()
+    assert code == 0, log
+    assert "Serving the archive read-only at http://127.0.0.1:" in log
+    assert "Traceback" not in log
+
+
+@pytest.mark.e2e
+def test_serve_refuses_a_taken_port_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            ["serve", "--port", str(port)],
+            f"sqlite:///{tmp_path / 'archive.db'}",
+            REPO / "sources.toml",
+            tmp_path,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
