@@ -43,7 +43,7 @@ def test_compose_has_a_healthy_postgres_16_and_a_scheduler_waiting_for_it(
     compose: dict[str, Any],
 ) -> None:
     services = compose["services"]
-    assert set(services) == {"db", "scheduler"}
+    assert set(services) == {"db", "scheduler", "web"}
     db = services["db"]
     assert db["image"].startswith("postgres:16")
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
@@ -63,10 +63,31 @@ def test_compose_has_a_healthy_postgres_16_and_a_scheduler_waiting_for_it(
     assert grace > Settings().shutdown_grace + 10
 
 
+def test_compose_web_view_is_read_only_on_loopback(compose: dict[str, Any]) -> None:
+    web, scheduler = compose["services"]["web"], compose["services"]["scheduler"]
+    assert web["command"] == ["deportwatch", "serve"]
+    assert web["image"] == scheduler["image"]
+    assert web["depends_on"] == {"scheduler": {"condition": "service_started"}}
+    assert (
+        web["environment"]["DEPORTWATCH_DATABASE_URL"]
+        == (scheduler["environment"]["DEPORTWATCH_DATABASE_URL"])
+    )
+    port = str(web["environment"]["DEPORTWATCH_WEB_PORT"])
+    # Published on the host's loopback only, to the port the view listens on.
+    [published] = web["ports"]
+    host_address, _, container_port = published.split(":")
+    assert host_address == "127.0.0.1"
+    assert container_port == port
+    assert web["environment"]["DEPORTWATCH_WEB_HOST"] == "0.0.0.0"  # noqa: S104 (in the container)
+    assert f"127.0.0.1:{port}/" in " ".join(web["healthcheck"]["test"])
+    assert Settings().web_host == "127.0.0.1"  # outside a container: this machine only
+
+
 def test_compose_settings_and_mounts_exist(compose: dict[str, Any]) -> None:
-    scheduler = compose["services"]["scheduler"]
     fields = {f"DEPORTWATCH_{name.upper()}" for name in Settings.model_fields}
-    assert set(scheduler["environment"]) <= fields
+    for service in ("scheduler", "web"):
+        assert set(compose["services"][service]["environment"]) <= fields
+    scheduler = compose["services"]["scheduler"]
     env = dict(
         rest.split("=", 1)
         for keyword, line in dockerfile()
@@ -122,10 +143,14 @@ def test_the_package_the_image_installs_holds_every_part(tmp_path: Path) -> None
     assert {f"db/migrations/versions/{name}" for name in migrations} <= names
     assert "spiders/telegram.py" in names
     assert "pipeline/store.py" in names
+    templates = {p.name for p in (REPO / "deportwatch/web/templates").glob("*.html")}
+    assert {f"deportwatch/web/templates/{name}" for name in templates} <= names
+    assert {"deportwatch/web/static/style.css", "deportwatch/web/static/localtime.js"} <= names
 
 
 @pytest.mark.parametrize(
-    "command", [["schedule", "--help"], ["status", "--help"], ["crawl", "--help"]]
+    "command",
+    [["schedule", "--help"], ["status", "--help"], ["crawl", "--help"], ["serve", "--help"]],
 )
 def test_the_commands_the_container_runs_exist(command: list[str]) -> None:
     result = subprocess.run(
