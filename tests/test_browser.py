@@ -133,6 +133,12 @@ def test_search_then_open_an_article_in_chromium(
     assert _no_alert(browser)
     assert not browser.find_elements(By.CSS_SELECTOR, ".text img, a[href^='javascript']")
     assert "Earlier versions (1)" in browser.page_source
+    # Ukrainian and Russian titles come through as they were written.
+    browser.get(view.base + "/flagged")
+    flagged = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "ol.results h3 a")]
+    assert corpus["skadovsk"].title in flagged
+    assert corpus["camp"].title in flagged
+    browser.back()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "article-page.png"
     assert browser.save_screenshot(str(shot))
