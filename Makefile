@@ -38,9 +38,11 @@ unit: $(STAMP)
 eval: $(STAMP)
 	$(BIN)/python -m bench.eval_flagging
 
-## Benchmarks (BENCHMARKS.md)
+## Benchmarks (BENCHMARKS.md); BENCH_POSTGRES=postgresql://... also crawls into PostgreSQL
+BENCH_POSTGRES ?=
 bench: $(STAMP)
 	$(BIN)/python -m bench.flag_throughput --articles 2000
+	$(BIN)/python -m bench.crawl_throughput --pages 5000 $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
