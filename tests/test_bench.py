@@ -24,6 +24,7 @@ def test_synthetic_site_pages_look_like_news_and_answer_304() -> None:
         with pytest.raises(urllib.error.HTTPError) as not_modified:
             urllib.request.urlopen(request)
     assert not_modified.value.code == 304
+    not_modified.value.close()
     assert 60_000 < len(page) < 90_000
     assert b'<meta property="article:published_time"' in page
     copies = sum(item["text"].endswith("edited by the desk.)") for item in site.items)
