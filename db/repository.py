@@ -169,6 +169,8 @@ def upsert_article(
             canonical_url=canonical_url,
             first_seen_at=item.fetched_at,
             last_seen_at=item.fetched_at,
+            # A new row has no matches: saying so spares a SELECT when the flag is stored.
+            matches=[],
         )
         _apply(article, item, content_hash)
         try:
