@@ -34,6 +34,7 @@ def test_commands_exist() -> None:
         "reflag",
         "schedule",
         "search",
+        "serve",
         "show",
         "sources",
         "status",
