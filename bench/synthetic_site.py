@@ -187,6 +187,7 @@ class SyntheticSite:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+
             def do_GET(self) -> None:
                 if site.latency:
                     time.sleep(site.latency)
@@ -204,6 +205,7 @@ class SyntheticSite:
                     site.record(304, article)
                     self.send_response(304)
                     self.send_header("ETag", etag)
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 site.record(200, article)
