@@ -187,7 +187,6 @@ class SyntheticSite:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-
             def do_GET(self) -> None:
                 if site.latency:
                     time.sleep(site.latency)
