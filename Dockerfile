@@ -24,6 +24,10 @@ RUN pip install . \
 
 USER deportwatch
 
+# simplemma's word lists as compact tries, built once into the service user's
+# cache (pipeline/lexicon.py), so no crawl pays the few seconds to build them.
+RUN python -m pipeline.lexicon
+
 # The sources and keywords files are mounted over these by docker-compose.yml,
 # so users edit them on the host. The database URL and alert URLs come from the
 # environment at run time.

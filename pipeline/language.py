@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import simplemma
+from pipeline.lexicon import LANGUAGES, language_scores
 
-SUPPORTED = ("uk", "ru", "en")
+SUPPORTED = LANGUAGES
 MIN_SHARE = 0.3  # below this share of recognised words the guess is noise
 SAMPLE_CHARS = 4000  # the start of a body is enough and keeps detection cheap
 
@@ -18,7 +18,7 @@ def detect_language(text: str, fallback: str | None = None) -> str | None:
     sample = text[:SAMPLE_CHARS]
     if len(sample.split()) < 3:
         return fallback
-    scores = simplemma.langdetect(sample, lang=SUPPORTED)
+    scores = language_scores(sample)
     best, share = scores[0]
     if best == "unk" or share < MIN_SHARE:
         return fallback

@@ -17,9 +17,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import simplemma
-
 from deportwatch.keywords import Scope, Taxonomy
+from pipeline.lexicon import lemmatize
 
 # Words: letters/digits joined by apostrophes (Ukrainian пам'ять, п’ять) but
 # split at hyphens, so "Lvova-Belova" and "re-education" are two words each.
@@ -147,7 +146,7 @@ class Matcher:
         if lemma is None:
             if len(self._lemma_cache) > _LEMMA_CACHE_LIMIT:
                 self._lemma_cache.clear()
-            lemma = normalize_word(simplemma.lemmatize(norm, lang=lang))
+            lemma = normalize_word(lemmatize(norm, lang))
             self._lemma_cache[key] = lemma
         return lemma
 

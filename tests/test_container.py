@@ -3,6 +3,7 @@ commands they run, run for real."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -118,6 +119,9 @@ def test_dockerfile_is_slim_non_root_with_a_health_check_and_no_secrets() -> Non
     assert health.endswith('CMD ["deportwatch", "status"]')
     assert dict(instructions)["CMD"] == '["deportwatch", "schedule"]'
     assert any(k == "RUN" and "pip install ." in rest for k, rest in instructions)
+    # The word-list tries are built as the service user, into its own cache.
+    warm = instructions.index(("RUN", "python -m pipeline.lexicon"))
+    assert warm > keywords.index("USER")
     for keyword, rest in instructions:
         if keyword in ("ENV", "ARG"):
             assert not SECRET.search(rest), f"{keyword} {rest} bakes a secret into the image"
@@ -143,9 +147,26 @@ def test_the_package_the_image_installs_holds_every_part(tmp_path: Path) -> None
     assert {f"db/migrations/versions/{name}" for name in migrations} <= names
     assert "spiders/telegram.py" in names
     assert "pipeline/store.py" in names
+    assert "pipeline/lexicon.py" in names
     templates = {p.name for p in (REPO / "deportwatch/web/templates").glob("*.html")}
     assert {f"deportwatch/web/templates/{name}" for name in templates} <= names
     assert {"deportwatch/web/static/style.css", "deportwatch/web/static/localtime.js"} <= names
+
+
+def test_the_image_build_step_caches_the_word_list_tries(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.lexicon"],
+        env=os.environ | {"XDG_CACHE_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "uk, ru, en tries ready" in result.stdout
+    built = {path.name: path.stat().st_size for path in tmp_path.glob("simplemma/**/*.dic")}
+    assert set(built) == {"uk.dic", "ru.dic", "en.dic"}
+    assert all(size > 100_000 for size in built.values())
 
 
 @pytest.mark.parametrize(
