@@ -96,7 +96,11 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
             "pipeline.store.StorePipeline": 900,
             "pipeline.readings.ReadingStorePipeline": 910,
         },
-        "EXTENSIONS": {"deportwatch.runs.CrawlRunRecorder": 0},
+        "EXTENSIONS": {
+            "deportwatch.runs.CrawlRunRecorder": 0,
+            "scrapy.extensions.throttle.AutoThrottle": None,
+            "deportwatch.throttle.ConditionalAwareAutoThrottle": 0,
+        },
         "DEPORTWATCH_DATABASE_URL": settings.database_url,
         "DEPORTWATCH_KEYWORDS": str(settings.keywords),
         "DEPORTWATCH_DUPLICATE_THRESHOLD": settings.duplicate_threshold,
