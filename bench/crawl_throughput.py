@@ -14,8 +14,12 @@
 5. With ``--reflag N``: ``reflag`` over an archive of N generated articles,
    articles per second, against the matcher alone on the same texts.
 
+With ``--profile FILE`` the first crawl runs under py-spy (a dev dependency),
+which writes its samples to FILE as collapsed stacks (one line per stack,
+readable by flamegraph tools); the figures of that run include py-spy's cost.
+
 Usage: python -m bench.crawl_throughput [--pages 5000] [--postgres URL]
-       [--memory-pages 20000] [--reflag 100000]
+       [--memory-pages 20000] [--reflag 100000] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from pipeline.matcher import Matcher
 
 ROOT = Path(__file__).parent.parent
 DEPORTWATCH = str(Path(sys.executable).parent / "deportwatch")
+PY_SPY = str(Path(sys.executable).parent / "py-spy")
 WINDOW = 5000  # pages: memory is compared after the first and the last window
 
 
@@ -98,7 +103,9 @@ def _rss_mb(pid: int) -> float | None:
     return int(line.split()[1]) / 1024 if line else None
 
 
-def crawl(site: SyntheticSite, database_url: str, workdir: Path) -> Crawl:
+def crawl(
+    site: SyntheticSite, database_url: str, workdir: Path, profile: Path | None = None
+) -> Crawl:
     """One ``deportwatch crawl synthetic`` in its own process, measured from outside."""
     env = os.environ | {
         "DEPORTWATCH_DATABASE_URL": database_url,
@@ -112,8 +119,12 @@ def crawl(site: SyntheticSite, database_url: str, workdir: Path) -> Crawl:
     served_before = site.article_requests
     samples: dict[int, float] = {}
     started = time.perf_counter()
+    command = [DEPORTWATCH, "crawl", "synthetic"]
+    if profile is not None:
+        command = [PY_SPY, "record", "--format", "raw", "--rate", "200", "-o", str(profile), "--"]
+        command += [DEPORTWATCH, "crawl", "synthetic"]
     process = subprocess.Popen(  # noqa: S603 -- our own command, fixed arguments
-        [DEPORTWATCH, "crawl", "synthetic"],
+        command,
         env=env,
         cwd=workdir,
         stdout=subprocess.DEVNULL,
@@ -224,6 +235,9 @@ def main() -> None:
     parser.add_argument("--postgres", help="also crawl into this PostgreSQL database (a schema)")
     parser.add_argument("--memory-pages", type=int, default=0, help="pages of the memory run")
     parser.add_argument("--reflag", type=int, default=0, help="articles of the reflag run")
+    parser.add_argument(
+        "--profile", type=Path, help="record the first crawl with py-spy into this file"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="deportwatch-crawl-bench-") as tmp:
         workdir = Path(tmp)
@@ -235,7 +249,7 @@ def main() -> None:
             print("| --- | ---: | ---: | ---: | ---: | --- |")
             print(f"| trafilatura alone (baseline) | — | {base_cpu * 1000:.1f} | 1.00x | — | — |")
             sqlite_url = f"sqlite:///{workdir / 'archive.db'}"
-            first = crawl(site, sqlite_url, workdir)
+            first = crawl(site, sqlite_url, workdir, args.profile)
             report_crawl("deportwatch crawl, SQLite", first, args.pages, base_cpu)
             if args.postgres:
                 admin = make_engine(args.postgres)
