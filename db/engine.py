@@ -44,6 +44,32 @@ def make_engine(url: str) -> Engine:
     return create_engine(parsed, pool_pre_ping=True)
 
 
+def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+    # The sqlite3 module would open transactions itself, lazily and DEFERRED;
+    # SQLAlchemy emits the BEGIN instead (see make_writer_engine).
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_writer_engine(url: str) -> Engine:
+    """An engine for a long write transaction that reads before it writes.
+
+    On SQLite, a DEFERRED transaction that has read cannot always take the
+    write lock later (another process may have written since: SQLITE_BUSY,
+    without waiting), so each transaction starts ``BEGIN IMMEDIATE``: it waits
+    its turn for the write lock (the busy timeout) and then cannot fail for
+    it. SQLAlchemy's documented recipe; it also makes SAVEPOINTs reliable.
+    """
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_manual_transactions)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+    return engine
+
+
 def _sqlite_read_only(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA query_only=ON")

@@ -9,10 +9,10 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
-from db.engine import make_engine, make_sessionmaker
 from db.repository import RunCounts, finish_run, mark_seen, save_fetch_state
 from db.types import utcnow
 from pipeline.store import FLAGGED_STAT, READINGS_STAT, STAT_PREFIX, UNDATED_STAT
+from pipeline.writer import release, shared_writer
 from spiders.base import SourceSpider
 
 
@@ -31,16 +31,22 @@ class CrawlRunRecorder:
 
     def __init__(self, crawler: Crawler, database_url: str) -> None:
         self.crawler = crawler
-        self.engine = make_engine(database_url)
-        self.sessions = make_sessionmaker(self.engine)
+        # The process's one writer: a second write transaction in this thread
+        # would wait on the batch the pipelines hold (pipeline/writer.py).
+        self.writer = shared_writer(database_url)
+        self._failures_before = 0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         recorder = cls(crawler, crawler.settings["DEPORTWATCH_DATABASE_URL"])
+        crawler.signals.connect(recorder.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(recorder.spider_error, signal=signals.spider_error)
         crawler.signals.connect(recorder.item_error, signal=signals.item_error)
         crawler.signals.connect(recorder.spider_closed, signal=signals.spider_closed)
         return recorder
+
+    def spider_opened(self, spider: Spider) -> None:
+        self._failures_before = len(self.writer.failures)
 
     def spider_error(self, failure: Failure, response: Response, spider: Spider) -> None:
         if isinstance(spider, SourceSpider):
@@ -54,8 +60,17 @@ class CrawlRunRecorder:
             spider.record_error(where, f"not stored: {type(exc).__name__}: {exc}")
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
-        if not isinstance(spider, SourceSpider) or spider.run_id is None:
-            return
+        try:
+            if isinstance(spider, SourceSpider) and spider.run_id is not None:
+                self._record(spider, spider.run_id, reason)
+        finally:
+            release(self.writer)
+
+    def _record(self, spider: SourceSpider, run_id: int, reason: str) -> None:
+        # Batches of this crawl's items that the database refused (they were
+        # not stored, so the next crawl fetches them again).
+        for failure in self.writer.failures[self._failures_before :]:
+            spider.record_error("archive", failure)
         stats = self.crawler.stats
         assert stats is not None
 
@@ -74,7 +89,7 @@ class CrawlRunRecorder:
             readings=stat(READINGS_STAT),
         )
         outcome = run_outcome(reason, spider)
-        with self.sessions.begin() as session:
+        with self.writer.item() as session:
             mark_seen(session, spider.skipped, utcnow())
             if outcome == "ok":
                 for url, state in spider.pending_states.items():
@@ -90,10 +105,10 @@ class CrawlRunRecorder:
                     )
             finish_run(
                 session,
-                spider.run_id,
+                run_id,
                 outcome=outcome,
                 finish_reason=reason,
                 counts=counts,
                 error_text="\n".join(spider.error_lines) or None,
             )
-        self.engine.dispose()
+        self.writer.commit()

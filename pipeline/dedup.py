@@ -8,7 +8,10 @@ Layers, cheapest first:
    or lightly reworded copy joins that story;
 and for short posts, too short to compare, a link preview that points at an
 archived article joins that article's story.
-The stage only decides; the store stage writes, in one transaction.
+The stage only decides; the store stage writes. It reads through the same
+``ArchiveWriter`` session as the store stage, so it sees the articles of the
+batch that is not committed yet: a copy is found even when its original
+arrived a moment before.
 """
 
 from __future__ import annotations
@@ -16,10 +19,8 @@ from __future__ import annotations
 from typing import Self
 
 from scrapy.crawler import Crawler
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from db.engine import make_engine, make_sessionmaker
 from db.repository import (
     article_id_by_hash,
     article_id_by_url,
@@ -28,28 +29,28 @@ from db.repository import (
 )
 from pipeline.similarity import band_keys, signature, similarity
 from pipeline.urls import canonical_url
+from pipeline.writer import ArchiveWriter, release, shared_writer
 from spiders.items import ArticleItem, Item
 
 DEFAULT_THRESHOLD = 0.5
 
 
 class DedupPipeline:
-    def __init__(self, sessions: sessionmaker[Session], threshold: float = DEFAULT_THRESHOLD):
-        self.sessions = sessions
+    def __init__(self, writer: ArchiveWriter, threshold: float = DEFAULT_THRESHOLD):
+        self.writer = writer
         self.threshold = threshold
-        self._engine: Engine | None = None
+        self._shared = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        engine = make_engine(crawler.settings["DEPORTWATCH_DATABASE_URL"])
         threshold = crawler.settings.getfloat("DEPORTWATCH_DUPLICATE_THRESHOLD", DEFAULT_THRESHOLD)
-        stage = cls(make_sessionmaker(engine), threshold)
-        stage._engine = engine
+        stage = cls(shared_writer(crawler.settings["DEPORTWATCH_DATABASE_URL"]), threshold)
+        stage._shared = True
         return stage
 
     def close_spider(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
+        if self._shared:
+            release(self.writer)
 
     def process_item(self, item: Item) -> Item:
         if not isinstance(item, ArticleItem):
@@ -58,30 +59,35 @@ class DedupPipeline:
             raise ValueError("dedup stage reached before normalize")
         item.minhash = signature(item.text)
         item.band_keys = band_keys(item.minhash) if item.minhash else []
-        with self.sessions() as session:
-            if item.feed_guid:
-                known = canonical_url_by_guid(session, item.source, item.feed_guid)
-                if known is not None:
-                    item.canonical_url = known
-            own_id = article_id_by_url(session, item.canonical_url)
-            if item.links_to and item.minhash is None:
-                # A short post (a Telegram message) whose link preview points at an
-                # archived article reports that article's story.
-                target = article_id_by_url(session, canonical_url(item.links_to))
-                if target is not None and target != own_id:
-                    item.duplicate_of = target
-                    return item
-            if item.text:
-                same_text = article_id_by_hash(session, item.content_hash, exclude=own_id)
-                if same_text is not None:
-                    item.duplicate_of, item.similarity = same_text, 1.0
-                    return item
-            if item.minhash:
-                best, best_score = None, 0.0
-                for article_id, other in band_candidates(session, item.band_keys, own_id):
-                    score = similarity(item.minhash, other)
-                    if score > best_score:
-                        best, best_score = article_id, score
-                if best is not None and best_score >= self.threshold:
-                    item.duplicate_of, item.similarity = best, best_score
+        with self.writer.reading() as session:
+            return self._decide(session, item)
+
+    def _decide(self, session: Session, item: ArticleItem) -> ArticleItem:
+        assert item.canonical_url is not None
+        assert item.content_hash is not None
+        if item.feed_guid:
+            known = canonical_url_by_guid(session, item.source, item.feed_guid)
+            if known is not None:
+                item.canonical_url = known
+        own_id = article_id_by_url(session, item.canonical_url)
+        if item.links_to and item.minhash is None:
+            # A short post (a Telegram message) whose link preview points at an
+            # archived article reports that article's story.
+            target = article_id_by_url(session, canonical_url(item.links_to))
+            if target is not None and target != own_id:
+                item.duplicate_of = target
+                return item
+        if item.text:
+            same_text = article_id_by_hash(session, item.content_hash, exclude=own_id)
+            if same_text is not None:
+                item.duplicate_of, item.similarity = same_text, 1.0
+                return item
+        if item.minhash:
+            best, best_score = None, 0.0
+            for article_id, other in band_candidates(session, item.band_keys, own_id):
+                score = similarity(item.minhash, other)
+                if score > best_score:
+                    best, best_score = article_id, score
+            if best is not None and best_score >= self.threshold:
+                item.duplicate_of, item.similarity = best, best_score
         return item

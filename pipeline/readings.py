@@ -14,7 +14,7 @@ class ReadingStorePipeline(ArchiveStage):
     def process_item(self, item: Item) -> Item:
         if not isinstance(item, CounterItem):
             return item
-        with self.sessions.begin() as session:
+        with self.writer.item() as session:
             added = store_reading(session, self._source_id(session, item.source), item)
         if added:
             self.count(READINGS_STAT)

@@ -1,4 +1,8 @@
-"""Pipeline stage last — store: one idempotent upsert per article, in its own transaction."""
+"""Pipeline stage last — store: one idempotent upsert per article, in its own savepoint.
+
+The writes go through the process's ``ArchiveWriter`` (pipeline/writer.py),
+which commits them in batches.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,9 @@ from typing import Self
 
 from scrapy.crawler import Crawler
 from scrapy.statscollectors import StatsCollector
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from db.engine import make_engine, make_sessionmaker
 from db.models import SourceRow
 from db.repository import (
     StoreOutcome,
@@ -19,6 +22,7 @@ from db.repository import (
     set_signature,
     upsert_article,
 )
+from pipeline.writer import ArchiveWriter, release, shared_writer
 from spiders.items import ArticleItem, Item
 
 STAT_PREFIX = "deportwatch/articles"
@@ -28,24 +32,25 @@ READINGS_STAT = "deportwatch/readings/new"
 
 
 class ArchiveStage:
-    """A pipeline stage that writes to the archive: its sessions and source ids."""
+    """A pipeline stage that writes to the archive: its writer and source ids."""
 
-    def __init__(self, sessions: sessionmaker[Session], stats: StatsCollector | None = None):
-        self.sessions = sessions
+    def __init__(self, writer: ArchiveWriter, stats: StatsCollector | None = None):
+        self.writer = writer
         self.stats = stats
         self._source_ids: dict[str, int] = {}
-        self._engine: Engine | None = None
+        self._shared = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        engine = make_engine(crawler.settings["DEPORTWATCH_DATABASE_URL"])
-        stage = cls(make_sessionmaker(engine), crawler.stats)
-        stage._engine = engine
+        stage = cls(shared_writer(crawler.settings["DEPORTWATCH_DATABASE_URL"]), crawler.stats)
+        stage._shared = True
         return stage
 
     def close_spider(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
+        if self._shared:
+            release(self.writer)
+        else:
+            self.writer.commit()
 
     def _source_id(self, session: Session, name: str) -> int:
         if name not in self._source_ids:
@@ -75,7 +80,7 @@ class StorePipeline(ArchiveStage):
         if item.canonical_url is None or item.content_hash is None:
             raise ValueError("store stage reached before normalize")
         newly_flagged = joined_story = False
-        with self.sessions.begin() as session:
+        with self.writer.item() as session:
             article, outcome = upsert_article(
                 session,
                 self._source_id(session, item.source),
@@ -89,7 +94,13 @@ class StorePipeline(ArchiveStage):
                     session, article, item.duplicate_of, item.similarity, item.fetched_at
                 )
             if outcome is not StoreOutcome.UNCHANGED or article.minhash is None:
-                set_signature(session, article, item.minhash, item.band_keys)
+                set_signature(
+                    session,
+                    article,
+                    item.minhash,
+                    item.band_keys,
+                    new=outcome is StoreOutcome.NEW,
+                )
             if item.flag is not None and needs_flag(article, outcome, item.flag.version):
                 newly_flagged = apply_flag(session, article, item.flag, item.fetched_at)
         self.count(f"{STAT_PREFIX}/{'duplicate' if joined_story else outcome.value}")

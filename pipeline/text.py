@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 # Invisible characters that pages sprinkle into text (soft hyphen, zero-width
 # space/joiners, word joiner, BOM); they break matching and hashing.
@@ -30,8 +31,13 @@ def clean_line(text: str | None) -> str | None:
     return cleaned or None
 
 
+@lru_cache(maxsize=16)
 def fingerprint_text(text: str) -> str:
-    """The text as compared for identity: case, quotes, apostrophes and spacing folded."""
+    """The text as compared for identity: case, quotes, apostrophes and spacing folded.
+
+    Remembered for the last few texts: normalize (the content hash) and dedup
+    (the shingles) fold the same body one after the other.
+    """
     folded = clean_text(text).translate(_APOSTROPHES).translate(_QUOTES).casefold()
     return " ".join(folded.split())
 

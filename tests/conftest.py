@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from deportwatch.replay import content_type, snapshot_path
+from pipeline.writer import ArchiveWriter
 
 pytest_plugins = ["tests.corpus"]
 
@@ -76,6 +77,15 @@ def engine(database_url: str) -> Iterator[Engine]:
     upgrade(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def writer(engine: Engine) -> Iterator[ArchiveWriter]:
+    """The pipeline stages' writer, in batches of one item: each item is
+    committed before the test looks."""
+    archive_writer = ArchiveWriter(engine, batch_items=1)
+    yield archive_writer
+    archive_writer.close()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pipeline.dedup import DedupPipeline
 from pipeline.normalize import NormalizePipeline
 from pipeline.similarity import BANDS, signature, similarity
 from pipeline.store import StorePipeline
+from pipeline.writer import ArchiveWriter
 from spiders.items import DateCandidate
 from tests.helpers import FETCHED, article_item
 
@@ -59,13 +60,13 @@ SAME_TOPIC = (
 
 
 @pytest.fixture
-def pipeline(engine: Engine) -> tuple[DedupPipeline, StorePipeline]:
+def pipeline(engine: Engine, writer: ArchiveWriter) -> tuple[DedupPipeline, StorePipeline]:
     sessions = make_sessionmaker(engine)
     with sessions.begin() as session:
         for name in ("nv-en", "yahoo", "kyiv-independent"):
             ensure_source(session, name, "feed")
     stats = MemoryStatsCollector(get_crawler())
-    return DedupPipeline(sessions, threshold=0.5), StorePipeline(sessions, stats)
+    return DedupPipeline(writer, threshold=0.5), StorePipeline(writer, stats)
 
 
 def ingest(

@@ -23,6 +23,7 @@ from pipeline.flag import FlagPipeline
 from pipeline.matcher import Matcher
 from pipeline.normalize import NormalizePipeline
 from pipeline.store import FLAGGED_STAT, StorePipeline
+from pipeline.writer import ArchiveWriter
 from tests.conftest import REPO
 from tests.helpers import FETCHED, article_item
 
@@ -36,10 +37,10 @@ def matcher() -> Matcher:
 
 
 @pytest.fixture
-def store(engine: Engine) -> StorePipeline:
+def store(engine: Engine, writer: ArchiveWriter) -> StorePipeline:
     with make_sessionmaker(engine).begin() as session:
         ensure_source(session, "kyiv-independent", "feed")
-    return StorePipeline(make_sessionmaker(engine), MemoryStatsCollector(get_crawler()))
+    return StorePipeline(writer, MemoryStatsCollector(get_crawler()))
 
 
 def ingest(store: StorePipeline, matcher: Matcher, **overrides: object) -> None:

@@ -16,6 +16,7 @@ from db.models import Article
 from db.repository import ensure_source
 from pipeline.normalize import NormalizePipeline
 from pipeline.store import StorePipeline
+from pipeline.writer import ArchiveWriter
 from spiders.items import DateCandidate
 from tests.helpers import FETCHED, article_item
 
@@ -80,10 +81,10 @@ def test_language_comes_from_the_body_not_the_source() -> None:
 
 
 @pytest.fixture
-def store(engine: Engine) -> StorePipeline:
+def store(engine: Engine, writer: ArchiveWriter) -> StorePipeline:
     with make_sessionmaker(engine).begin() as session:
         ensure_source(session, "kyiv-independent", "feed")
-    return StorePipeline(make_sessionmaker(engine), MemoryStatsCollector(get_crawler()))
+    return StorePipeline(writer, MemoryStatsCollector(get_crawler()))
 
 
 def count(session: Session) -> int:
