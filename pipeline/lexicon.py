@@ -21,14 +21,44 @@ from simplemma import (
     MostCommonTokenSampler,
     RelaxedMostCommonTokenSampler,
 )
-from simplemma.strategies import DefaultStrategy
+from simplemma.strategies import DefaultStrategy, LemmatizationStrategy
 from simplemma.strategies.dictionaries import TrieDictionaryFactory
 
 LANGUAGES = ("uk", "ru", "en")
 
-# The cache lives in the user's cache directory (XDG_CACHE_HOME is honoured),
-# in a folder named for the installed simplemma version.
-_STRATEGY = DefaultStrategy(dictionary_factory=TrieDictionaryFactory(cache_max_size=8))
+_MEMO_LIMIT = 300_000  # remembered (token, language) answers, about 40 MB at most
+
+
+class RememberingStrategy(LemmatizationStrategy):
+    """simplemma's default strategy with its answers remembered.
+
+    Language detection asks for each of an article's 100 most common words in
+    all three languages; they are mostly the same words from one article to
+    the next ("the", "і", "на"), and a word unknown to a dictionary is the
+    costly case (simplemma tries its affix rules before giving up).
+    """
+
+    def __init__(self, inner: LemmatizationStrategy) -> None:
+        self._inner = inner
+        self._memo: dict[tuple[str, str], str | None] = {}
+
+    def get_lemma(self, token: str, lang: str) -> str | None:
+        key = (token, lang)
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        if len(self._memo) >= _MEMO_LIMIT:
+            self._memo.clear()
+        lemma = self._memo[key] = self._inner.get_lemma(token, lang)
+        return lemma
+
+
+# The tries are cached in the user's cache directory (XDG_CACHE_HOME is
+# honoured), in a folder named for the installed simplemma version.
+_STRATEGY = RememberingStrategy(
+    DefaultStrategy(dictionary_factory=TrieDictionaryFactory(cache_max_size=8))
+)
 _LEMMATIZER = Lemmatizer(lemmatization_strategy=_STRATEGY)
 # The samplers simplemma.langdetect uses: the most common tokens, then a
 # relaxed sample when the first gives a tie.

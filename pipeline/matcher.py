@@ -104,6 +104,7 @@ class Matcher:
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
         self._lemma_cache: dict[tuple[str, str], str] = {}
+        self._word_cache: dict[tuple[str, str | None], tuple[str, str]] = {}
         self._stem_cache: dict[str, list[tuple[tuple[Element, ...], Payload]]] = {}
         self._by_form: dict[str, list[tuple[tuple[Element, ...], Payload]]] = defaultdict(list)
         self._by_prefix: list[tuple[str, tuple[Element, ...], Payload]] = []
@@ -163,6 +164,20 @@ class Matcher:
             return "ru"
         return doc_lang if doc_lang in ("uk", "ru") else "uk"
 
+    def _word(self, word: str, doc_lang: str | None) -> tuple[str, str]:
+        """A word as written to its normal form and lemma, remembered per document
+        language: news text repeats its words, and this runs for every one."""
+        key = (word, doc_lang)
+        known = self._word_cache.get(key)
+        if known is None:
+            norm = normalize_word(word)
+            lang = self._token_lang(norm, doc_lang)
+            known = (norm, self._lemma(norm, lang) if lang else norm)
+            if len(self._word_cache) > _LEMMA_CACHE_LIMIT:
+                self._word_cache.clear()
+            self._word_cache[key] = known
+        return known
+
     def _tokenize(self, text: str, doc_lang: str | None) -> _Tokens:
         spans, norms, lemmas, sentences = [], [], [], []
         boundaries = [
@@ -173,11 +188,10 @@ class Matcher:
             while next_boundary < len(boundaries) and m.start() >= boundaries[next_boundary]:
                 sentence += 1
                 next_boundary += 1
-            norm = normalize_word(m.group())
-            lang = self._token_lang(norm, doc_lang)
+            norm, lemma = self._word(m.group(), doc_lang)
             spans.append(m.span())
             norms.append(norm)
-            lemmas.append(self._lemma(norm, lang) if lang else norm)
+            lemmas.append(lemma)
             sentences.append(sentence)
         return _Tokens(text, spans, norms, lemmas, sentences)
 
