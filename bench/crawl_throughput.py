@@ -104,7 +104,11 @@ def _rss_mb(pid: int) -> float | None:
 
 
 def crawl(
-    site: SyntheticSite, database_url: str, workdir: Path, profile: Path | None = None
+    site: SyntheticSite,
+    database_url: str,
+    workdir: Path,
+    profile: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Crawl:
     """One ``deportwatch crawl synthetic`` in its own process, measured from outside."""
     env = os.environ | {
@@ -115,7 +119,7 @@ def crawl(
         "DEPORTWATCH_DOWNLOAD_DELAY": "0",
         "DEPORTWATCH_OBEY_ROBOTS": "false",
         "DEPORTWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "2",
-    }
+    } | (extra_env or {})
     served_before = site.article_requests
     samples: dict[int, float] = {}
     started = time.perf_counter()
@@ -265,7 +269,10 @@ def main() -> None:
         if args.memory_pages:
             big = SyntheticSite(args.memory_pages, args.seed + 1)
             with big.serve():
-                result = crawl(big, f"sqlite:///{workdir / 'memory.db'}", workdir)
+                # One feed lists every page: at 20,000 entries it is larger than
+                # the 10 MB a response may have by default.
+                bigger = {"DEPORTWATCH_MAX_RESPONSE_BYTES": str(64 * 1024 * 1024)}
+                result = crawl(big, f"sqlite:///{workdir / 'memory.db'}", workdir, None, bigger)
             early = rss_after(result.rss_at, WINDOW)
             late = rss_after(result.rss_at, args.memory_pages)
             print(

@@ -31,7 +31,8 @@ from spiders.items import ArticleItem, DateCandidate
 
 TITLE_CHARS = 140  # a post has no title: its first line, cut at a word
 _SUFFIX = {"K": 1_000, "M": 1_000_000}
-_VIEWS = re.compile(r"^\s*([\d.,]+)\s*([KM]?)\s*$", re.IGNORECASE)
+# Digits with at most one decimal mark: "." or "1.2.3" is not a count.
+_VIEWS = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*([KM]?)\s*$", re.IGNORECASE)
 
 
 @dataclass
