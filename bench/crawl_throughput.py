@@ -111,15 +111,19 @@ def crawl(
     extra_env: dict[str, str] | None = None,
 ) -> Crawl:
     """One ``deportwatch crawl synthetic`` in its own process, measured from outside."""
-    env = os.environ | {
-        "DEPORTWATCH_DATABASE_URL": database_url,
-        "DEPORTWATCH_SOURCES": str(sources_file(workdir, site.base, site.count)),
-        "DEPORTWATCH_KEYWORDS": str(ROOT / "keywords.toml"),
-        "DEPORTWATCH_LOG_DIR": str(workdir / "logs"),
-        "DEPORTWATCH_DOWNLOAD_DELAY": "0",
-        "DEPORTWATCH_OBEY_ROBOTS": "false",
-        "DEPORTWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "2",
-    } | (extra_env or {})
+    env = (
+        os.environ
+        | {
+            "DEPORTWATCH_DATABASE_URL": database_url,
+            "DEPORTWATCH_SOURCES": str(sources_file(workdir, site.base, site.count)),
+            "DEPORTWATCH_KEYWORDS": str(ROOT / "keywords.toml"),
+            "DEPORTWATCH_LOG_DIR": str(workdir / "logs"),
+            "DEPORTWATCH_DOWNLOAD_DELAY": "0",
+            "DEPORTWATCH_OBEY_ROBOTS": "false",
+            "DEPORTWATCH_CONCURRENT_REQUESTS_PER_DOMAIN": "2",
+        }
+        | (extra_env or {})
+    )
     served_before = site.article_requests
     samples: dict[int, float] = {}
     started = time.perf_counter()
