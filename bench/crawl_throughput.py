@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trafilatura
-from sqlalchemy import desc, select, text
+from sqlalchemy import desc, select
 
+from bench.postgres import fresh_schema
 from bench.search_latency import fill
 from bench.synthetic_site import SyntheticSite
 from db.engine import make_engine, make_sessionmaker
@@ -260,14 +261,7 @@ def main() -> None:
             first = crawl(site, sqlite_url, workdir, args.profile)
             report_crawl("deportwatch crawl, SQLite", first, args.pages, base_cpu)
             if args.postgres:
-                admin = make_engine(args.postgres)
-                with admin.begin() as conn:
-                    conn.execute(text("DROP SCHEMA IF EXISTS bench_crawl CASCADE"))
-                    conn.execute(text("CREATE SCHEMA bench_crawl"))
-                admin.dispose()
-                scoped = args.postgres + ("&" if "?" in args.postgres else "?")
-                scoped += "options=-csearch_path%3Dbench_crawl"
-                pg = crawl(site, scoped, workdir)
+                pg = crawl(site, fresh_schema(args.postgres, "bench_crawl"), workdir)
                 report_crawl("deportwatch crawl, PostgreSQL", pg, args.pages, base_cpu)
             recrawl(site, sqlite_url, workdir, first)
         if args.memory_pages:

@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, insert, or_, select, text
 
+from bench.postgres import fresh_schema
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from db.models import Article, SourceRow, StoryCluster
@@ -297,14 +298,7 @@ def main() -> None:
         if not args.skip_sqlite:
             run(f"sqlite:///{workdir / 'archive.db'}", "SQLite", args, workdir)
         if args.postgres:
-            admin = make_engine(args.postgres)
-            with admin.begin() as conn:
-                conn.execute(text("DROP SCHEMA IF EXISTS bench_search CASCADE"))
-                conn.execute(text("CREATE SCHEMA bench_search"))
-            admin.dispose()
-            scoped = args.postgres + ("&" if "?" in args.postgres else "?")
-            scoped += "options=-csearch_path%3Dbench_search"
-            run(scoped, "PostgreSQL", args, workdir)
+            run(fresh_schema(args.postgres, "bench_search"), "PostgreSQL", args, workdir)
 
 
 if __name__ == "__main__":
