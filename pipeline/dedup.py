@@ -39,18 +39,14 @@ class DedupPipeline:
     def __init__(self, writer: ArchiveWriter, threshold: float = DEFAULT_THRESHOLD):
         self.writer = writer
         self.threshold = threshold
-        self._shared = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         threshold = crawler.settings.getfloat("DEPORTWATCH_DUPLICATE_THRESHOLD", DEFAULT_THRESHOLD)
-        stage = cls(shared_writer(crawler.settings["DEPORTWATCH_DATABASE_URL"]), threshold)
-        stage._shared = True
-        return stage
+        return cls(shared_writer(crawler.settings["DEPORTWATCH_DATABASE_URL"]), threshold)
 
     def close_spider(self) -> None:
-        if self._shared:
-            release(self.writer)
+        release(self.writer)
 
     def process_item(self, item: Item) -> Item:
         if not isinstance(item, ArticleItem):

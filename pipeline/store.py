@@ -38,19 +38,13 @@ class ArchiveStage:
         self.writer = writer
         self.stats = stats
         self._source_ids: dict[str, int] = {}
-        self._shared = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        stage = cls(shared_writer(crawler.settings["DEPORTWATCH_DATABASE_URL"]), crawler.stats)
-        stage._shared = True
-        return stage
+        return cls(shared_writer(crawler.settings["DEPORTWATCH_DATABASE_URL"]), crawler.stats)
 
     def close_spider(self) -> None:
-        if self._shared:
-            release(self.writer)
-        else:
-            self.writer.commit()
+        release(self.writer)
 
     def _source_id(self, session: Session, name: str) -> int:
         if name not in self._source_ids:

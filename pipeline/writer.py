@@ -162,7 +162,14 @@ def shared_writer(database_url: str) -> ArchiveWriter:
 
 
 def release(writer: ArchiveWriter) -> None:
-    """Commit what is pending; the last user closes the writer."""
+    """Commit what is pending; the last user of a shared writer closes it.
+
+    A writer made directly (tests, benchmarks) is only committed: whoever
+    made it closes it.
+    """
+    if writer.users == 0:
+        writer.commit()
+        return
     writer.users -= 1
     if writer.users > 0:
         writer.commit()
