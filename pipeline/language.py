@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.lexicon import LANGUAGES, language_scores
+from pipeline.lexicon import language_scores
 
-SUPPORTED = LANGUAGES
 MIN_SHARE = 0.3  # below this share of recognised words the guess is noise
 SAMPLE_CHARS = 4000  # the start of a body is enough and keeps detection cheap
 

@@ -34,7 +34,7 @@ _ABBREVIATIONS = frozenset(
 _UK_LETTERS = frozenset("іїєґ")
 _RU_LETTERS = frozenset("ыэъ")
 SNIPPET_CONTEXT = 70
-_LEMMA_CACHE_LIMIT = 500_000
+_CACHE_LIMIT = 500_000
 
 
 def normalize_word(word: str) -> str:
@@ -103,7 +103,6 @@ class Matcher:
 
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
-        self._lemma_cache: dict[tuple[str, str], str] = {}
         self._word_cache: dict[tuple[str, str | None], tuple[str, str]] = {}
         self._stem_cache: dict[str, list[tuple[tuple[Element, ...], Payload]]] = {}
         self._by_form: dict[str, list[tuple[tuple[Element, ...], Payload]]] = defaultdict(list)
@@ -142,14 +141,9 @@ class Matcher:
                 self._by_form[form].append((elements, payload))
 
     def _lemma(self, norm: str, lang: str) -> str:
-        key = (norm, lang)
-        lemma = self._lemma_cache.get(key)
-        if lemma is None:
-            if len(self._lemma_cache) > _LEMMA_CACHE_LIMIT:
-                self._lemma_cache.clear()
-            lemma = normalize_word(lemmatize(norm, lang))
-            self._lemma_cache[key] = lemma
-        return lemma
+        # Not cached here: scanning asks through ``_word``'s cache, and
+        # pipeline.lexicon remembers simplemma's answers.
+        return normalize_word(lemmatize(norm, lang))
 
     # -- scanning ----------------------------------------------------------------
     def _token_lang(self, norm: str, doc_lang: str | None) -> str | None:
@@ -173,7 +167,7 @@ class Matcher:
             norm = normalize_word(word)
             lang = self._token_lang(norm, doc_lang)
             known = (norm, self._lemma(norm, lang) if lang else norm)
-            if len(self._word_cache) > _LEMMA_CACHE_LIMIT:
+            if len(self._word_cache) > _CACHE_LIMIT:
                 self._word_cache.clear()
             self._word_cache[key] = known
         return known
@@ -224,7 +218,7 @@ class Matcher:
         its words, and checking every stem of the taxonomy per word is the costly part."""
         found = self._stem_cache.get(norm)
         if found is None:
-            if len(self._stem_cache) > _LEMMA_CACHE_LIMIT:
+            if len(self._stem_cache) > _CACHE_LIMIT:
                 self._stem_cache.clear()
             found = [(e, p) for prefix, e, p in self._by_prefix if norm.startswith(prefix)]
             self._stem_cache[norm] = found
