@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,15 +17,31 @@ from deportwatch.errors import ConfigError
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets queries read while a crawl writes; foreign keys are off by default
-    # in SQLite; the busy timeout makes a second writer wait instead of failing.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _busy_timeout_ms(parsed: URL) -> int:
+    """How long a SQLite connection waits for another's lock: 30 s, or the URL's
+    own ``?timeout=SECONDS`` (pysqlite's parameter)."""
+    raw = parsed.query.get("timeout")
+    if isinstance(raw, str):
+        try:
+            return max(0, int(float(raw) * 1000))
+        except ValueError:
+            raise ConfigError(f"database URL: timeout={raw!r} is not a number of seconds") from None
+    return SQLITE_BUSY_TIMEOUT_MS
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets queries read while a crawl writes; foreign keys are off by
+        # default in SQLite; the busy timeout makes a second writer wait
+        # instead of failing at once.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return on_connect
 
 
 def make_engine(url: str) -> Engine:
@@ -38,8 +55,9 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy_ms = _busy_timeout_ms(parsed)
+        engine = create_engine(parsed, connect_args={"timeout": busy_ms / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas(busy_ms))
         return engine
     return create_engine(parsed, pool_pre_ping=True)
 
@@ -54,19 +72,42 @@ def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# One lock for every writer of a schema: the key is derived from the schema's
+# name, so archives in separate schemas of one database do not wait on each other.
+_PG_WRITER_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtext('deportwatch-writer:' || current_schema()))"
+)
+PG_LOCK_TIMEOUT_MS = SQLITE_BUSY_TIMEOUT_MS
+
+
+def _postgres_writer_lock(connection: Any) -> None:
+    # lock_timeout bounds the wait as SQLite's busy timeout does; a wait longer
+    # than that is an error the writer treats as the archive being away.
+    connection.exec_driver_sql(f"SET LOCAL lock_timeout = {PG_LOCK_TIMEOUT_MS}")
+    connection.exec_driver_sql(_PG_WRITER_LOCK)
+
+
 def make_writer_engine(url: str) -> Engine:
-    """An engine for a long write transaction that reads before it writes.
+    """An engine for a long write transaction that reads before it writes, one
+    such transaction at a time across every process writing to the archive.
 
     On SQLite, a DEFERRED transaction that has read cannot always take the
     write lock later (another process may have written since: SQLITE_BUSY,
     without waiting), so each transaction starts ``BEGIN IMMEDIATE``: it waits
     its turn for the write lock (the busy timeout) and then cannot fail for
     it. SQLAlchemy's documented recipe; it also makes SAVEPOINTs reliable.
+
+    On PostgreSQL, each transaction first takes a transaction-scoped advisory
+    lock, the same for every writer of the schema: two crawls inserting the same
+    articles in different orders would otherwise deadlock, or both miss that the
+    other's copy of a story is a copy (neither sees the other's uncommitted rows).
     """
     engine = make_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_manual_transactions)
         event.listen(engine, "begin", _sqlite_begin_immediate)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "begin", _postgres_writer_lock)
     return engine
 
 

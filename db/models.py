@@ -57,7 +57,7 @@ class CrawlRun(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # running | ok | partial | failed | interrupted
+    # running | ok | partial | failed | interrupted | timeout | crashed
     outcome: Mapped[str] = mapped_column(String(16), default="running")
     finish_reason: Mapped[str | None] = mapped_column(String(64))
     pages: Mapped[int] = mapped_column(Integer, default=0)
@@ -75,6 +75,10 @@ class CrawlRun(Base):
     readings_new: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # When the run's newly flagged stories were queued as alerts (None: not yet).
     alerts_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The process running the crawl (and its machine): a run still "running"
+    # whose process is gone was killed, and the next crawl closes it.
+    pid: Mapped[int | None]
+    host: Mapped[str | None] = mapped_column(String(255))
 
     source: Mapped[SourceRow] = relationship(back_populates="runs")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -113,6 +115,7 @@ def ensure_source(session: Session, name: str, kind: str, enabled: bool = True) 
 
 
 def start_run(session: Session, source_id: int) -> CrawlRun:
+    """A new ``running`` row, owned by this process (``take_run`` hands it on)."""
     run = CrawlRun(
         source_id=source_id,
         outcome="running",
@@ -122,9 +125,52 @@ def start_run(session: Session, source_id: int) -> CrawlRun:
         articles_unchanged=0,
         errors=0,
     )
+    take_run(run)
     session.add(run)
     session.flush()
     return run
+
+
+def take_run(run: CrawlRun) -> None:
+    """Mark ``run`` as this process's: the crawl that opened it, or the child
+    process the scheduler opened it for."""
+    run.pid, run.host = os.getpid(), socket.gethostname()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def close_abandoned_runs(session: Session) -> list[int]:
+    """Close the runs left ``running`` by crawl processes of this machine that no
+    longer exist (killed: ``kill -9``, the machine lost power): they are
+    ``crashed``. Runs of other machines, and of live processes, are left alone."""
+    runs = session.scalars(
+        select(CrawlRun).where(
+            CrawlRun.outcome == "running",
+            CrawlRun.host == socket.gethostname(),
+            CrawlRun.pid.is_not(None),
+        )
+    )
+    closed = []
+    for run in runs:
+        assert run.pid is not None
+        if _process_alive(run.pid):
+            continue
+        run.outcome = "crashed"
+        run.finished_at = utcnow()
+        run.error_text = (
+            f"the crawl process (pid {run.pid}) ended without recording how the run ended "
+            "(killed?); what it had stored is kept, the rest is fetched again"
+        )
+        closed.append(run.id)
+    return closed
 
 
 def _apply(article: Article, item: ArticleLike, content_hash: str) -> None:
@@ -407,9 +453,10 @@ def finish_run(
     finish_reason: str | None,
     counts: RunCounts,
     error_text: str | None,
+    finished_at: datetime | None = None,
 ) -> None:
     run = session.get_one(CrawlRun, run_id)
-    run.finished_at = utcnow()
+    run.finished_at = finished_at or utcnow()
     run.outcome = outcome
     run.finish_reason = finish_reason
     run.pages = counts.pages

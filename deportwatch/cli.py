@@ -39,6 +39,7 @@ from deportwatch.show import article_record, load_article, match_record, version
 from deportwatch.sources import Source, load_sources
 from pipeline.language import detect_language
 from pipeline.matcher import FlagResult, Matcher
+from pipeline.spool import Spool
 from pipeline.text import clean_text
 from scheduler import run_service
 
@@ -156,6 +157,15 @@ def crawl(
     _print_summary(summaries)
     if summaries and all(s.outcome == "failed" for s in summaries):
         raise typer.Exit(1)
+    waiting = Spool(settings.spool_dir, settings.database_url).pending()
+    if waiting:
+        err.print(
+            f"error: the archive did not take {sum(waiting.values())} fetched items; they "
+            f"wait in the spool {settings.spool_dir} and the next crawl stores them",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
 
 
 def _print_summary(summaries: list[RunSummary]) -> None:
@@ -165,7 +175,7 @@ def _print_summary(summaries: list[RunSummary]) -> None:
     columns = ("pages", "new", "new version", "duplicate", "unchanged", "flagged", "readings")
     for column in (*columns, "errors"):
         table.add_column(column, justify="right")
-    colours = {"ok": "green", "partial": "yellow", "interrupted": "red"}
+    colours = {"ok": "green", "partial": "yellow", "interrupted": "red", "unrecorded": "red"}
     colours |= dict.fromkeys(FAILED_OUTCOMES, "red")
     for s in summaries:
         table.add_row(

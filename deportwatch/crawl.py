@@ -5,6 +5,7 @@ This is the only module that turns deportwatch settings into Scrapy settings.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,19 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from db.engine import make_sessionmaker
+from db.engine import describe_url, make_sessionmaker
 from db.migrate import open_archive
 from db.models import CrawlRun
-from db.repository import ensure_source, runs_by_id, start_run
-from deportwatch.errors import UsageError
+from db.repository import close_abandoned_runs, ensure_source, runs_by_id, start_run, take_run
+from deportwatch.errors import DeportwatchError, UsageError
 from deportwatch.logs import setup_crawl_logging
 from deportwatch.replay import snapshot_time
+from deportwatch.runs import apply_spooled_runs
 from deportwatch.settings import Settings
 from deportwatch.sources import Source
+from pipeline.spool import Spool
 from spiders import SPIDERS_BY_KIND
 from spiders.base import SourceSpider
 
@@ -89,6 +93,8 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
         "LOG_LEVEL": "INFO",
         "LOG_INSTALL_ROOT_HANDLER": False,  # deportwatch.logs routes the records
         "DOWNLOADER_MIDDLEWARES": middlewares,
+        "SPIDER_MIDDLEWARES": {"deportwatch.spool_drain.SpoolDrainMiddleware": 50},
+        "LOG_FORMATTER": "deportwatch.logs.ItemLogFormatter",
         "ITEM_PIPELINES": {
             "pipeline.normalize.NormalizePipeline": 100,
             "pipeline.dedup.DedupPipeline": 300,
@@ -102,6 +108,7 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
             "deportwatch.throttle.ConditionalAwareAutoThrottle": 0,
         },
         "DEPORTWATCH_DATABASE_URL": settings.database_url,
+        "DEPORTWATCH_SPOOL_DIR": str(settings.spool_dir),
         "DEPORTWATCH_KEYWORDS": str(settings.keywords),
         "DEPORTWATCH_DUPLICATE_THRESHOLD": settings.duplicate_threshold,
         "DEPORTWATCH_RECHECK_HOURS": settings.recheck_hours,
@@ -118,24 +125,49 @@ def _register_runs(
     The scheduler opens the row itself and passes its id (``given_run_id``), so
     that it can close the row when it has to stop a crawl that ran too long.
     """
-    with (
-        open_archive(settings.database_url) as engine,
-        make_sessionmaker(engine).begin() as session,
-    ):
-        run_ids = {}
-        for source in sources:
-            row = ensure_source(session, source.name, source.kind, source.enabled)
-            if given_run_id is None:
-                run_ids[source.name] = start_run(session, row.id).id
-                continue
-            run = session.get(CrawlRun, given_run_id)
-            if run is None or run.source_id != row.id or run.outcome != "running":
-                raise UsageError(f"--run-id {given_run_id}: no running crawl of '{source.name}'")
-            run_ids[source.name] = run.id
+    with open_archive(settings.database_url) as engine:
+        sessions = make_sessionmaker(engine)
+        # First the endings of runs the archive could not take when they ended,
+        # then the runs of crawl processes that were killed.
+        apply_spooled_runs(Spool(settings.spool_dir, settings.database_url), sessions)
+        with sessions.begin() as session:
+            close_abandoned_runs(session)
+            run_ids = {}
+            for source in sources:
+                row = ensure_source(session, source.name, source.kind, source.enabled)
+                if given_run_id is None:
+                    run_ids[source.name] = start_run(session, row.id).id
+                    continue
+                run = session.get(CrawlRun, given_run_id)
+                if run is None or run.source_id != row.id or run.outcome != "running":
+                    raise UsageError(
+                        f"--run-id {given_run_id}: no running crawl of '{source.name}'"
+                    )
+                take_run(run)  # the scheduler opened it; this process runs it
+                run_ids[source.name] = run.id
         return run_ids
 
 
 def _read_summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:
+    try:
+        return _summaries(settings, run_ids)
+    except (OperationalError, InterfaceError, DeportwatchError) as exc:
+        # The archive went away during the crawl: say so, and where the items are.
+        waiting = Spool(settings.spool_dir, settings.database_url).pending()
+        kept = (
+            f"{sum(waiting.values())} fetched items wait in the spool {settings.spool_dir} "
+            "and the next crawl stores them"
+            if waiting
+            else "nothing fetched waits to be stored"
+        )
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise DeportwatchError(
+            f"the archive {describe_url(settings.database_url)} could not be read after "
+            f"the crawl ({reason}); {kept}"
+        ) from None
+
+
+def _summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:
     with (
         open_archive(settings.database_url, migrate=False) as engine,
         make_sessionmaker(engine)() as session,
@@ -198,4 +230,15 @@ def run_crawl(
             _track(progress, crawler, source.name)
             process.crawl(crawler, source=source, run_id=run_ids[source.name])
         process.start()
-    return _read_summaries(settings, list(run_ids.values()))
+    summaries = _read_summaries(settings, list(run_ids.values()))
+    return [_unrecorded(s) if s.outcome == "running" else s for s in summaries]
+
+
+def _unrecorded(summary: RunSummary) -> RunSummary:
+    """A run whose end the archive could not take (it waits in the spool)."""
+    return dataclasses.replace(
+        summary,
+        outcome="unrecorded",
+        error_text="the archive was unavailable when the crawl ended; the run's counts "
+        "wait in the spool and are written by the next crawl",
+    )

@@ -5,9 +5,54 @@ from __future__ import annotations
 import logging
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
+from scrapy import Spider
+from scrapy.http import Response
+from scrapy.logformatter import LogFormatter, LogFormatterResult
+from twisted.python.failure import Failure
+
+
+def _named(item: Any) -> str:
+    """An item in a log line: its source and URL, never its text (long, and the
+    logs should not become a second copy of the archive)."""
+    return f"{getattr(item, 'source', '?')} {getattr(item, 'url', '')}".strip()
+
+
+def _naming(result: LogFormatterResult, item: Any) -> LogFormatterResult:
+    args = result["args"]
+    assert isinstance(args, dict)  # Scrapy's formatter always passes named arguments
+    result["args"] = {**args, "item": _named(item)}
+    return result
+
+
+class ItemLogFormatter(LogFormatter):
+    """Scrapy's messages about items, naming each by source and URL only."""
+
+    def scraped(
+        self, item: Any, response: Response | Failure | None, spider: Spider
+    ) -> LogFormatterResult:
+        return _naming(super().scraped(item, response, spider), item)
+
+    def dropped(
+        self,
+        item: Any,
+        exception: BaseException,
+        response: Response | Failure | None,
+        spider: Spider,
+    ) -> LogFormatterResult:
+        return _naming(super().dropped(item, exception, response, spider), item)
+
+    def item_error(
+        self,
+        item: Any,
+        exception: BaseException,
+        response: Response | Failure | None,
+        spider: Spider,
+    ) -> LogFormatterResult:
+        return _naming(super().item_error(item, exception, response, spider), item)
 
 
 class OneLineFormatter(logging.Formatter):

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from datetime import datetime
 from typing import Any, Self
 
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.http import Response
+from sqlalchemy.orm import Session, sessionmaker
 from twisted.python.failure import Failure
 
+from db.models import CrawlRun
 from db.repository import RunCounts, finish_run, mark_seen, save_fetch_state
 from db.types import utcnow
-from pipeline.store import FLAGGED_STAT, READINGS_STAT, STAT_PREFIX, UNDATED_STAT
-from pipeline.writer import release, shared_writer
+from pipeline.spool import RUNS, Spool, read_records
+from pipeline.store import FLAGGED_STAT, READINGS_STAT, STAT_PREFIX, UNDATED_STAT, writer_of
+from pipeline.writer import ArchiveUnavailable, release
 from spiders.base import SourceSpider
+
+log = logging.getLogger(__name__)
 
 
 def run_outcome(reason: str, spider: SourceSpider) -> str:
@@ -29,16 +37,17 @@ class CrawlRunRecorder:
     """Scrapy extension: errors raised anywhere in the crawl count against the run,
     and the run's row is completed with counts from the crawl's stats."""
 
-    def __init__(self, crawler: Crawler, database_url: str) -> None:
+    def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         # The process's one writer: a second write transaction in this thread
         # would wait on the batch the pipelines hold (pipeline/writer.py).
-        self.writer = shared_writer(database_url)
+        self.writer = writer_of(crawler)
         self._failures_before = 0
+        self._kept_before = 0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        recorder = cls(crawler, crawler.settings["DEPORTWATCH_DATABASE_URL"])
+        recorder = cls(crawler)
         crawler.signals.connect(recorder.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(recorder.spider_error, signal=signals.spider_error)
         crawler.signals.connect(recorder.item_error, signal=signals.item_error)
@@ -47,6 +56,12 @@ class CrawlRunRecorder:
 
     def spider_opened(self, spider: Spider) -> None:
         self._failures_before = len(self.writer.failures)
+        self._kept_before = self._kept(spider)
+
+    def _kept(self, spider: Spider) -> int:
+        """Items of this spider's source this process has put in the spool."""
+        spool = self.writer.spool
+        return spool.kept.get(spider.name, 0) if spool is not None else 0
 
     def spider_error(self, failure: Failure, response: Response, spider: Spider) -> None:
         if isinstance(spider, SourceSpider):
@@ -67,10 +82,17 @@ class CrawlRunRecorder:
             release(self.writer)
 
     def _record(self, spider: SourceSpider, run_id: int, reason: str) -> None:
-        # Batches of this crawl's items that the database refused (they were
-        # not stored, so the next crawl fetches them again).
+        # Batches the database refused while this crawl ran (spooled for the
+        # next crawl, or, without a spool, fetched again by it).
         for failure in self.writer.failures[self._failures_before :]:
             spider.record_error("archive", failure)
+        kept = self._kept(spider) - self._kept_before
+        if kept and self.writer.spool is not None:
+            spider.record_error(
+                "archive",
+                f"{kept} items of this crawl wait in the spool {self.writer.spool.directory} "
+                "and are stored by the next crawl of this source",
+            )
         stats = self.crawler.stats
         assert stats is not None
 
@@ -89,26 +111,74 @@ class CrawlRunRecorder:
             readings=stat(READINGS_STAT),
         )
         outcome = run_outcome(reason, spider)
-        with self.writer.item() as session:
-            mark_seen(session, spider.skipped, utcnow())
-            if outcome == "ok":
-                for url, state in spider.pending_states.items():
-                    save_fetch_state(
-                        session,
-                        url,
-                        etag=state.etag,
-                        last_modified=state.last_modified,
-                        body_hash=state.body_hash,
-                        entry_urls=state.entry_urls,
-                        checked_at=utcnow(),
-                        update_seconds=state.update_seconds,
-                    )
-            finish_run(
-                session,
-                run_id,
-                outcome=outcome,
-                finish_reason=reason,
-                counts=counts,
-                error_text="\n".join(spider.error_lines) or None,
-            )
-        self.writer.commit()
+        ending = {
+            "run_id": run_id,
+            "outcome": outcome,
+            "finish_reason": reason,
+            "counts": dataclasses.asdict(counts),
+            "error_text": "\n".join(spider.error_lines) or None,
+            "finished_at": utcnow().isoformat(),
+        }
+        try:
+            with self.writer.item() as session:
+                mark_seen(session, spider.skipped, utcnow())
+                if outcome == "ok":
+                    for url, state in spider.pending_states.items():
+                        save_fetch_state(
+                            session,
+                            url,
+                            etag=state.etag,
+                            last_modified=state.last_modified,
+                            body_hash=state.body_hash,
+                            entry_urls=state.entry_urls,
+                            checked_at=utcnow(),
+                            update_seconds=state.update_seconds,
+                        )
+                close_run(session, ending)
+            self.writer.commit()
+        except ArchiveUnavailable as exc:
+            # How the run ended waits in the spool too; the next crawl writes it.
+            # (No fetch state is kept: the next crawl reads every listing again.)
+            log.error("run %s of %s not recorded: %s", run_id, spider.name, exc)
+            if self.writer.spool is not None:
+                self.writer.spool.keep_run(ending)
+
+
+def close_run(session: Session, ending: dict[str, Any]) -> bool:
+    """Write how a run ended (as the recorder put it), unless it was closed since
+    (the scheduler closes a child's run it had to stop)."""
+    run = session.get(CrawlRun, ending["run_id"])
+    if run is None or run.outcome != "running":
+        return False
+    finish_run(
+        session,
+        run.id,
+        outcome=ending["outcome"],
+        finish_reason=ending["finish_reason"],
+        counts=RunCounts(**ending["counts"]),
+        error_text=ending["error_text"],
+        finished_at=datetime.fromisoformat(ending["finished_at"]),
+    )
+    return True
+
+
+def apply_spooled_runs(spool: Spool, sessions: sessionmaker[Session]) -> int:
+    """Write the run endings waiting in the spool, then delete their files;
+    returns how many were written. A file another crawl is reading is left to it."""
+    claimed = spool.claim(RUNS)
+    written = 0
+    try:
+        with sessions.begin() as session:
+            for spooled in claimed:
+                for _, record in read_records(spooled):
+                    if isinstance(record, str) or record.get("type") != "run":
+                        log.warning("%s: %s", spooled.path, record)
+                        continue
+                    written += close_run(session, record["run"])
+    except BaseException:
+        for spooled in claimed:
+            spooled.release(delete=False)
+        raise
+    for spooled in claimed:
+        spooled.release(delete=True)
+    return written

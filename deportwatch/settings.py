@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     sources: Path = Field(default=Path("sources.toml"), description="The sources file.")
     keywords: Path = Field(default=Path("keywords.toml"), description="The flagging taxonomy.")
     log_dir: Path = Field(default=Path("data/logs"), description="Where crawl logs are kept.")
+    spool_dir: Path = Field(
+        default=Path("data/spool"),
+        description="Where fetched items wait while the archive cannot take them.",
+    )
     user_agent: str = Field(default=DEFAULT_USER_AGENT, description="User-Agent of every request.")
     obey_robots: bool = True
     download_timeout: float = Field(default=30.0, gt=0)

@@ -28,8 +28,9 @@ from db.repository import (
     canonical_url_by_guid,
 )
 from pipeline.similarity import band_keys, signature, similarity
+from pipeline.store import spooled, writer_of
 from pipeline.urls import canonical_url
-from pipeline.writer import ArchiveWriter, release, shared_writer
+from pipeline.writer import ArchiveUnavailable, ArchiveWriter, release
 from spiders.items import ArticleItem, Item
 
 DEFAULT_THRESHOLD = 0.5
@@ -43,7 +44,7 @@ class DedupPipeline:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         threshold = crawler.settings.getfloat("DEPORTWATCH_DUPLICATE_THRESHOLD", DEFAULT_THRESHOLD)
-        return cls(shared_writer(crawler.settings["DEPORTWATCH_DATABASE_URL"]), threshold)
+        return cls(writer_of(crawler), threshold)
 
     def close_spider(self) -> None:
         release(self.writer)
@@ -55,8 +56,11 @@ class DedupPipeline:
             raise ValueError("dedup stage reached before normalize")
         item.minhash = signature(item.text)
         item.band_keys = band_keys(item.minhash) if item.minhash else []
-        with self.writer.reading() as session:
-            return self._decide(session, item)
+        try:
+            with self.writer.reading(item) as session:
+                return self._decide(session, item)
+        except ArchiveUnavailable as exc:
+            raise spooled(exc) from None
 
     def _decide(self, session: Session, item: ArticleItem) -> ArticleItem:
         assert item.canonical_url is not None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from db.repository import store_reading
-from pipeline.store import READINGS_STAT, ArchiveStage
+from pipeline.store import READINGS_STAT, ArchiveStage, spooled
+from pipeline.writer import ArchiveUnavailable
 from spiders.items import CounterItem, Item
 
 
@@ -14,8 +15,10 @@ class ReadingStorePipeline(ArchiveStage):
     def process_item(self, item: Item) -> Item:
         if not isinstance(item, CounterItem):
             return item
-        with self.writer.item() as session:
-            added = store_reading(session, self._source_id(session, item.source), item)
-        if added:
-            self.count(READINGS_STAT)
+        try:
+            with self.writer.item(item) as session:
+                if store_reading(session, self._source_id(session, item.source), item):
+                    self.count(READINGS_STAT)
+        except ArchiveUnavailable as exc:
+            raise spooled(exc) from None
         return item

@@ -6,9 +6,11 @@ which commits them in batches.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Self
 
 from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem
 from scrapy.statscollectors import StatsCollector
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +24,7 @@ from db.repository import (
     set_signature,
     upsert_article,
 )
-from pipeline.writer import ArchiveWriter, release, shared_writer
+from pipeline.writer import ArchiveUnavailable, ArchiveWriter, release, shared_writer
 from spiders.items import ArticleItem, Item
 
 STAT_PREFIX = "deportwatch/articles"
@@ -41,7 +43,7 @@ class ArchiveStage:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        return cls(shared_writer(crawler.settings["DEPORTWATCH_DATABASE_URL"]), crawler.stats)
+        return cls(writer_of(crawler), crawler.stats)
 
     def close_spider(self) -> None:
         release(self.writer)
@@ -55,8 +57,25 @@ class ArchiveStage:
         return self._source_ids[name]
 
     def count(self, key: str) -> None:
-        if self.stats is not None:
-            self.stats.inc_value(key)
+        """Count ``key`` once the item's batch is committed (a spooled item is not stored)."""
+        stats = self.stats
+        if stats is not None:
+            self.writer.on_commit(lambda: stats.inc_value(key))
+
+
+def writer_of(crawler: Crawler) -> ArchiveWriter:
+    """The process's writer for the crawl's archive, spooling where the settings say."""
+    spool = crawler.settings.get("DEPORTWATCH_SPOOL_DIR")
+    return shared_writer(
+        crawler.settings["DEPORTWATCH_DATABASE_URL"], Path(spool) if spool else None
+    )
+
+
+def spooled(exc: ArchiveUnavailable) -> DropItem:
+    """The end of an item's way through the stages when the archive is away (it
+    waits in the spool). Logged to the crawl log only, without the item's text:
+    the run's errors and the crawl's last line give the total."""
+    return DropItem(f"archive unavailable: {exc}", log_level="INFO")
 
 
 class StorePipeline(ArchiveStage):
@@ -73,8 +92,16 @@ class StorePipeline(ArchiveStage):
             return item  # counter readings pass through to their own store stage
         if item.canonical_url is None or item.content_hash is None:
             raise ValueError("store stage reached before normalize")
-        newly_flagged = joined_story = False
-        with self.writer.item() as session:
+        try:
+            self._store(item)
+        except ArchiveUnavailable as exc:
+            raise spooled(exc) from None
+        return item
+
+    def _store(self, item: ArticleItem) -> None:
+        assert item.canonical_url is not None
+        assert item.content_hash is not None
+        with self.writer.item(item) as session:
             article, outcome = upsert_article(
                 session,
                 self._source_id(session, item.source),
@@ -82,6 +109,7 @@ class StorePipeline(ArchiveStage):
                 item.content_hash,
                 item,
             )
+            joined_story = False
             if outcome is StoreOutcome.NEW:
                 session.flush()
                 joined_story = place_in_story(
@@ -95,11 +123,11 @@ class StorePipeline(ArchiveStage):
                     item.band_keys,
                     new=outcome is StoreOutcome.NEW,
                 )
+            newly_flagged = False
             if item.flag is not None and needs_flag(article, outcome, item.flag.version):
                 newly_flagged = apply_flag(session, article, item.flag, item.fetched_at)
-        self.count(f"{STAT_PREFIX}/{'duplicate' if joined_story else outcome.value}")
-        if newly_flagged:
-            self.count(FLAGGED_STAT)
-        if outcome is StoreOutcome.NEW and item.date_origin == "fetch-time":
-            self.count(UNDATED_STAT)  # no readable date anywhere: a user should know
-        return item
+            self.count(f"{STAT_PREFIX}/{'duplicate' if joined_story else outcome.value}")
+            if newly_flagged:
+                self.count(FLAGGED_STAT)
+            if outcome is StoreOutcome.NEW and item.date_origin == "fetch-time":
+                self.count(UNDATED_STAT)  # no readable date anywhere: a user should know

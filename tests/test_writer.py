@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from scrapy.exceptions import DropItem
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.test import get_crawler
 from sqlalchemy import Engine, func, select, text
@@ -17,6 +18,7 @@ from db.models import Article, LshBand
 from db.repository import ensure_source, upsert_article
 from pipeline.dedup import DedupPipeline
 from pipeline.normalize import NormalizePipeline
+from pipeline.spool import Spool, read_items
 from pipeline.store import StorePipeline
 from pipeline.writer import ArchiveWriter, release, shared_writer
 from tests.helpers import article_item
@@ -154,19 +156,30 @@ def test_sqlite_batch_holds_the_write_lock_only_until_it_commits(
     writer.close()
 
 
-def test_a_lost_connection_loses_only_the_batch_and_says_so(
-    batch: ArchiveWriter, engine: Engine, database_url: str
+def test_a_lost_connection_spools_the_batch_and_says_so(
+    engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("a server connection to cut")
-    ingest(batch, 1)
-    pid = batch.session.scalar(text("SELECT pg_backend_pid()"))
+    with make_sessionmaker(engine).begin() as session:
+        ensure_source(session, "kyiv-independent", "feed")
+    spool = Spool(tmp_path / "spool", database_url)
+    writer = ArchiveWriter(
+        make_writer_engine(database_url), batch_seconds=60, owns_engine=True, spool=spool
+    )
+    ingest(writer, 1)
+    pid = writer.session.scalar(text("SELECT pg_backend_pid()"))
     with engine.begin() as admin:
         admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    with pytest.raises(OperationalError):
-        ingest(batch, 2)
-    assert len(batch.failures) == 1
-    assert batch.failures[0].startswith("1 items not stored: OperationalError")
-    ingest(batch, 3)  # a fresh connection, a fresh batch
-    batch.commit()
+    with pytest.raises(DropItem, match="2 items kept in the spool"):
+        ingest(writer, 2)  # the batch (item 1) and the item that found the server gone
+    assert len(writer.failures) == 1
+    assert "OperationalError" in writer.failures[0]
+    ingest(writer, 3)  # a fresh connection, a fresh batch
+    writer.commit()
     assert stored(engine) == ["https://kyivindependent.com/story-3/"]
+    writer.close()
+    [spooled] = Spool(tmp_path / "spool", database_url).claim("kyiv-independent")
+    urls = [item.url for _, item in read_items(spooled) if not isinstance(item, str)]
+    assert urls == ["https://kyivindependent.com/story-1/", "https://kyivindependent.com/story-2/"]
+    spooled.release(delete=False)
