@@ -32,7 +32,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from db.engine import make_engine, make_sessionmaker
+from db.engine import make_sessionmaker, make_writer_engine
 from db.migrate import upgrade
 from db.repository import last_runs
 from db.types import utcnow
@@ -122,7 +122,9 @@ class Service:
         load_taxonomy(settings.keywords)  # a broken taxonomy stops the service at once
         self.targets = alert_targets(settings.alert_urls)
         self.snapshot = ConfigSnapshot(settings.sources)
-        self.engine = make_engine(settings.database_url)
+        # It opens and closes runs, queues alerts and records health while crawls
+        # write: each of its transactions takes the archive's write lock.
+        self.engine = make_writer_engine(settings.database_url)
         upgrade(self.engine)  # the container's first start creates the schema
         self.sessions = make_sessionmaker(self.engine)
         self.scheduler = BackgroundScheduler(

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from db.engine import describe_url, make_engine
+from db.engine import describe_url, make_engine, make_writer_engine
 from deportwatch.errors import DeportwatchError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -51,9 +51,14 @@ def upgrade(engine: Engine) -> None:
 
 
 @contextmanager
-def open_archive(url: str, migrate: bool = True) -> Iterator[Engine]:
-    """An engine on the archive, schema brought up to date, always disposed after use."""
-    engine = make_engine(url)
+def open_archive(url: str, migrate: bool = True, writer: bool = False) -> Iterator[Engine]:
+    """An engine on the archive, schema brought up to date, always disposed after use.
+
+    ``writer``: its transactions take the archive's write lock from their first
+    statement (``make_writer_engine``), for work that reads, then writes what it
+    read, while crawls may be writing.
+    """
+    engine = make_writer_engine(url) if writer else make_engine(url)
     try:
         if migrate:
             upgrade(engine)

@@ -494,7 +494,8 @@ def reflag(
             if config.get(source) is None:
                 known = ", ".join(s.name for s in config.sources)
                 raise UsageError(f"unknown source '{source}' (known: {known})")
-        with open_archive(settings.database_url) as engine:
+        # A writer: a crawl storing an article while it is re-flagged is not lost.
+        with open_archive(settings.database_url, writer=True) as engine:
             sessions = make_sessionmaker(engine)
             total = count_articles(sessions, since_at, source)
             with Progress(console=err, transient=True) as progress:

@@ -125,7 +125,7 @@ def _register_runs(
     The scheduler opens the row itself and passes its id (``given_run_id``), so
     that it can close the row when it has to stop a crawl that ran too long.
     """
-    with open_archive(settings.database_url) as engine:
+    with open_archive(settings.database_url, writer=True) as engine:
         sessions = make_sessionmaker(engine)
         # First the endings of runs the archive could not take when they ended,
         # then the runs of crawl processes that were killed.

@@ -1,0 +1,113 @@
+"""``kill -9`` a crawl at random points, run it again: the archive ends as if
+nothing had happened.
+
+For each seed a crawl of the synthetic site is killed (SIGKILL: no signal
+handler runs, no batch is committed, no run is closed) once the site has
+served a number of article pages drawn from the seed; then the same crawl runs
+to its end. The archive is compared, article by article, with one that a
+single uninterrupted crawl made: same rows, texts, dates, flags and evidence,
+the same stories, and no row that belongs to nothing. The figures go to
+``build/test-artifacts/crash-<database>.json`` for RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.crawl_throughput import sources_file
+from bench.synthetic_site import SyntheticSite
+from tests.archive_checks import read
+from tests.conftest import REPO, fresh_database
+from tests.helpers import DEPORTWATCH, cli_env, run_cli
+
+pytestmark = pytest.mark.e2e
+PAGES = 60
+SEEDS = (1, 2, 3, 4, 5)
+ARTIFACTS = REPO / "build" / "test-artifacts"
+# One request at a time: each crawl stores the pages in the same order, so the
+# story each copy joins does not depend on which of two answers came first.
+SETTINGS = {"obey_robots": "false", "concurrent_requests_per_domain": "1"}
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> Iterator[SyntheticSite]:
+    site = SyntheticSite(PAGES, seed=11)
+    site.latency = 0.02
+    with site.serve():
+        yield site
+
+
+def kill_after(
+    site: SyntheticSite, pages: int, database_url: str, sources: Path, workdir: Path
+) -> int:
+    """Start a crawl and SIGKILL it once the site has served ``pages`` more
+    article pages; the number it had been served when it died."""
+    served = site.article_requests
+    process = subprocess.Popen(
+        [DEPORTWATCH, "crawl", "synthetic"],
+        env=cli_env(database_url, sources, workdir, **SETTINGS),
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 90
+    while site.article_requests - served < pages and process.poll() is None:
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("the crawl made no progress")
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    return site.article_requests - served
+
+
+def test_a_crawl_killed_anywhere_and_run_again_leaves_the_archive_whole(
+    database_url: str, synthetic: SyntheticSite, tmp_path: Path
+) -> None:
+    kind = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    sources = sources_file(tmp_path, synthetic.base, PAGES)
+    reference = run_cli(["crawl", "synthetic"], database_url, sources, tmp_path, **SETTINGS)
+    assert reference.returncode == 0, reference.stdout + reference.stderr
+    expected, lonely, _ = read(database_url)
+    assert len(expected["articles"]) == PAGES
+    assert not any(lonely.values())
+
+    figures: list[dict[str, Any]] = []
+    for seed in SEEDS:
+        workdir = tmp_path / f"seed-{seed}"
+        workdir.mkdir()
+        kill_at = random.Random(seed).randint(3, PAGES)  # noqa: S311 -- reproducible kill points
+        with fresh_database(kind, workdir) as url:
+            served = kill_after(synthetic, kill_at, url, sources, workdir)
+            survived, _, _ = read(url)
+            again = run_cli(["crawl", "synthetic"], url, sources, workdir, **SETTINGS)
+            assert again.returncode == 0, again.stdout + again.stderr
+            state, lonely, runs = read(url)
+        assert not any(lonely.values()), (seed, lonely)
+        assert state == expected, f"seed {seed}: the archive differs after a kill at page {served}"
+        killed, resumed = runs
+        assert killed.outcome == "crashed"  # closed by the next crawl: its process is gone
+        assert resumed.outcome == "ok"
+        figures.append(
+            {
+                "seed": seed,
+                "killed after pages served": served,
+                "articles stored before the kill": len(survived["articles"]),
+                "articles compared": len(state["articles"]),
+                "stories compared": len(state["stories"]),
+                "flag matches compared": sum(len(m) for m in state["matches"].values()),
+                "identical": True,
+            }
+        )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"crash-{kind}.json").write_text(json.dumps(figures, indent=2) + "\n")
