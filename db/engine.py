@@ -159,3 +159,20 @@ def describe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return url
+
+
+def explain_database_error(exc: BaseException) -> str:
+    """A database error as one line a user can act on."""
+    reason = str(getattr(exc, "orig", None) or exc).strip()
+    reason = reason.splitlines()[0] if reason else type(exc).__name__
+    lowered = reason.lower()
+    if "database is locked" in lowered:
+        return (
+            "locked by another process for longer than this one waits (30 s, or the "
+            "URL's ?timeout=); try again once it is done"
+        )
+    if "readonly database" in lowered or "read-only" in lowered:
+        return f"read-only: the archive cannot be written here ({reason})"
+    if "connection refused" in lowered or "could not connect" in lowered:
+        return f"unreachable ({reason})"
+    return reason

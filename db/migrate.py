@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from db.engine import describe_url, make_engine, make_writer_engine
+from db.engine import describe_url, explain_database_error, make_engine, make_writer_engine
 from deportwatch.errors import DeportwatchError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -44,9 +44,9 @@ def upgrade(engine: Engine) -> None:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DeportwatchError(
-            f"database {describe_url(str(engine.url))}: cannot open or migrate ({reason})"
+            f"database {describe_url(str(engine.url))}: cannot open or migrate: "
+            f"{explain_database_error(exc)}"
         ) from None
 
 

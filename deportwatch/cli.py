@@ -21,7 +21,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from db.engine import describe_url, make_sessionmaker
+from db.engine import describe_url, explain_database_error, make_sessionmaker
 from db.migrate import current_revision, open_archive
 from db.repository import last_runs
 from deportwatch.crawl import RunSummary, run_crawl
@@ -81,8 +81,11 @@ def reported_errors() -> Iterator[None]:
         err.print(f"[red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        err.print(f"[red]error:[/] database: {reason}", highlight=False, soft_wrap=True)
+        err.print(
+            f"[red]error:[/] database: {explain_database_error(exc)}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1) from None
 
 

@@ -16,7 +16,7 @@ from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from db.engine import describe_url, make_sessionmaker
+from db.engine import describe_url, explain_database_error, make_sessionmaker
 from db.migrate import open_archive
 from db.models import CrawlRun
 from db.repository import close_abandoned_runs, ensure_source, runs_by_id, start_run, take_run
@@ -160,10 +160,10 @@ def _read_summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:
             if waiting
             else "nothing fetched waits to be stored"
         )
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = explain_database_error(exc)
         raise DeportwatchError(
             f"the archive {describe_url(settings.database_url)} could not be read after "
-            f"the crawl ({reason}); {kept}"
+            f"the crawl: {reason}; {kept}"
         ) from None
 
 

@@ -213,7 +213,8 @@ class Spool:
             return counts
         for path in self.directory.glob("*/*.jsonl"):
             try:
-                lines = sum(1 for line in path.open("rb") if line.strip())
+                with path.open("rb") as handle:
+                    lines = sum(1 for line in handle if line.strip())
             except OSError:
                 continue
             if lines and path.parent.name != RUNS:

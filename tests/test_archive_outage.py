@@ -161,3 +161,36 @@ def test_an_archive_outage_mid_crawl_loses_nothing_and_doubles_nothing(
     assert stored_first == stored_before  # counts are of what was committed, nothing more
     assert second.outcome == "ok"
     assert stored_first + second.articles_new + second.articles_duplicate == PAGES
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("locked", "locked by another process for longer than this one waits"),
+        ("read-only", "read-only: the archive cannot be written here"),
+    ],
+)
+def test_a_locked_or_read_only_sqlite_archive_is_one_clear_line_and_nothing_is_fetched(
+    how: str, expected: str, synthetic: SyntheticSite, tmp_path: Path
+) -> None:
+    path = tmp_path / "archive.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    sources = sources_file(tmp_path, synthetic.base, PAGES)
+    holder = sqlite3.connect(path, timeout=10, isolation_level=None)
+    if how == "locked":
+        holder.execute("BEGIN IMMEDIATE")
+        url = f"sqlite:///{path}?timeout=0.5"
+    else:
+        url = f"sqlite:///file:{path}?mode=ro&uri=true"
+    try:
+        result = run_cli(["crawl", "synthetic"], url, sources, tmp_path)
+    finally:
+        holder.close()
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 1
+    assert len(output.splitlines()) == 1, output
+    assert output.startswith("error: database")
+    assert expected in output
+    assert synthetic.article_requests == 0
