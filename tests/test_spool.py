@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from datetime import UTC, date, datetime
@@ -129,10 +130,8 @@ def test_while_the_archive_is_away_items_are_spooled_without_waiting_and_not_cou
         url = f"https://kyivindependent.com/story-{n}/"
         item = article_item(url=url, final_url=url, text=f"{STORY}\nItem {n}.")
         started = time.monotonic()
-        try:
+        with contextlib.suppress(DropItem):
             store.process_item(dedup.process_item(normalize.process_item(item)))
-        except DropItem:
-            pass
         return time.monotonic() - started
 
     ingest(1)  # in the open batch, not committed: not counted yet
