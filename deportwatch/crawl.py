@@ -68,6 +68,11 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
     middlewares: dict[str, int | None] = {
         "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
         "deportwatch.retry.BackoffRetryMiddleware": 550,
+        # Responses pass middlewares from the highest number down: pages are
+        # decompressed (590) before their encoding is checked, and a redirect
+        # is vetted before Scrapy's redirect middleware (600) follows it.
+        "deportwatch.encoding.CharsetRepairMiddleware": 580,
+        "deportwatch.redirects.RedirectGuardMiddleware": 650,
     }
     if replay_dir is not None:
         # After robots.txt, offsite and retry, in place of the network.

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 import scrapy
 from scrapy import signals
@@ -26,6 +27,19 @@ from spiders.failures import describe_failure
 from spiders.items import ArticleItem
 
 MAX_ERROR_LINES = 20  # the run keeps the first few messages; the count keeps them all
+PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def on_sites(url: str, domains: list[str]) -> bool:
+    """Whether ``url``'s host is one of ``domains`` or under one (any port)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == d or host.endswith(f".{d}") for d in domains)
+
+
+def off_site(url: str, domains: list[str]) -> str:
+    """Why a URL on another host is not fetched, in words."""
+    host = urlsplit(url).hostname or url
+    return f"not followed: {host} is outside this source's sites ({', '.join(domains)})"
 
 
 @dataclass
@@ -174,6 +188,7 @@ class SourceSpider(scrapy.Spider):
         """Drop entries already archived whose listed metadata (``hints.meta_hash``)
         did not change, unless they are recent enough that an edit is still likely
         (those are re-checked with their validators, so an unedited page answers 304)."""
+        links = [(link, hints) for link, hints in links if self.on_site(link)]
         keys = [canonical_url(link) for link, _ in links]
         known = self.known(keys) if known is None else known
         cutoff = datetime.now(UTC) - self.recheck_window
@@ -187,6 +202,14 @@ class SourceSpider(scrapy.Spider):
         if len(wanted) < len(links):
             self.stat("deportwatch/articles/unchanged", len(links) - len(wanted))
         return wanted
+
+    def on_site(self, url: str) -> bool:
+        """Whether ``url`` is on one of the source's sites; a link elsewhere is not
+        followed, and the run says so (the source may need another domain)."""
+        if not self.allowed_domains or on_sites(url, self.allowed_domains):
+            return True
+        self.record_error(url, off_site(url, self.allowed_domains))
+        return False
 
     def record_error(self, url: str, message: str) -> None:
         """Count an error against this crawl; the first few are kept verbatim."""
@@ -222,9 +245,15 @@ class SourceSpider(scrapy.Spider):
             self.skipped.append(canonical_url(response.url))
             self.stat("deportwatch/articles/unchanged")
             return
-        if not isinstance(response, TextResponse):
-            content_type = (response.headers.get("Content-Type") or b"").decode("latin-1")
+        content_type = header_value(response, "Content-Type") or ""
+        mime = content_type.split(";")[0].strip().lower()
+        # Scrapy guesses a text response from a body that looks like text (a PDF
+        # often does); a declared type that is not a page is believed first.
+        if not isinstance(response, TextResponse) or (mime and mime not in PAGE_TYPES):
             self.record_error(response.url, f"not a text page ({content_type or 'no type'})")
+            return
+        if not response.body.strip():
+            self.record_error(response.url, f"empty page (HTTP {response.status} with no body)")
             return
         found = extract_article(response.selector, response.url, self.source.selectors, hints)
         title = found.title or hints.title

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from scrapy.exceptions import (
     CannotResolveHostError,
     DownloadCancelledError,
@@ -33,8 +35,8 @@ _MESSAGES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
     (_TIMEOUT, "timed out"),
     (_REFUSED, "connection refused"),
     (_LOST, "connection lost before the response was complete"),
-    ((DownloadCancelledError,), "download cancelled (response over the size limit?)"),
 )
+SIZE_LIMIT = "DEPORTWATCH_MAX_RESPONSE_BYTES"
 
 
 def describe_failure(failure: Failure) -> str:
@@ -42,6 +44,19 @@ def describe_failure(failure: Failure) -> str:
     exc = failure.value
     if isinstance(exc, HttpError):
         return f"HTTP {response_status_message(exc.response.status)}"
+    if isinstance(exc, DownloadCancelledError):
+        # Only the size limit cancels a download here; Scrapy names the sizes when
+        # the server declared its length, and nothing when the body outgrew it.
+        declared = re.search(r"receive (\d+) bytes .* max size \((\d+)\)", str(exc))
+        if declared:
+            size, limit = (int(n) for n in declared.groups())
+            return (
+                f"refused: over the size limit ({size:,} bytes declared, limit {limit:,}: "
+                f"{SIZE_LIMIT})"
+            )
+        return f"refused: over the size limit ({SIZE_LIMIT}); the download was cut off"
+    if isinstance(exc, IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(exc):
+        return f"refused: over the size limit once decompressed ({SIZE_LIMIT})"
     for types, message in _MESSAGES:
         if isinstance(exc, types):
             return message

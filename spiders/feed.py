@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from xml.sax import SAXParseException
 
 import feedparser
 import scrapy
@@ -71,6 +72,15 @@ def update_period(channel: Any) -> int | None:
     return _PERIOD_SECONDS[period] // frequency
 
 
+def malformed(feed: Any) -> str | None:
+    """Why a feed is not well-formed XML, if it is not. Undefined entities (HTML's
+    ``&nbsp;`` in RSS) are not counted: they are common, and read as HTML's."""
+    exc = feed.get("bozo_exception")
+    if not isinstance(exc, SAXParseException) or "undefined entity" in exc.getMessage():
+        return None
+    return f"{exc.getMessage()} at line {exc.getLineNumber()}, column {exc.getColumnNumber()}"
+
+
 class FeedSpider(SourceSpider):
     kind = "feed"
 
@@ -100,6 +110,14 @@ class FeedSpider(SourceSpider):
             )
             self.document_failed(response, reason)
             return
+        broken = malformed(feed)
+        if broken:
+            # Read as far as feedparser's lenient parser could: what it found is
+            # followed, and the run says the feed itself is broken.
+            self.record_error(
+                response.url,
+                f"feed is not well-formed XML ({broken}): read {len(feed.entries)} entries anyway",
+            )
         links = []
         for entry in feed.entries[: self.source.max_items]:
             link = entry.get("link")

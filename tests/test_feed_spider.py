@@ -8,7 +8,7 @@ import pytest
 from scrapy import Request
 from scrapy.http import HtmlResponse, Response, TextResponse, XmlResponse
 
-from deportwatch.sources import load_sources, parse_sources
+from deportwatch.sources import Source, load_sources, parse_sources
 from spiders.extract import FeedHints
 from spiders.feed import FeedSpider, entry_hints, update_period
 from spiders.items import ArticleItem
@@ -83,7 +83,13 @@ def test_atom_feed_with_relative_links() -> None:
         body=atom,
         request=Request("https://minre.gov.ua/feed/atom/"),
     )
-    requests = list(spider().parse_feed(response))
+    ministry = Source(
+        name="minre-feed",
+        kind="feed",
+        start_urls=("https://minre.gov.ua/feed/atom/",),
+        languages=("uk",),
+    )
+    requests = list(FeedSpider(source=ministry).parse_feed(response))
     assert [r.url for r in requests] == ["https://minre.gov.ua/news/returned-children/"]
     assert requests[0].cb_kwargs["hints"].published == "2023-10-19T07:00:00+00:00"
 
