@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from deportwatch.errors import ConfigError
@@ -59,7 +59,13 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(parsed, connect_args={"timeout": busy_ms / 1000})
         event.listen(engine, "connect", _sqlite_pragmas(busy_ms))
         return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"database URL {describe_url(url)!r}: unknown kind of database "
+            f"'{parsed.drivername}' (use sqlite:///FILE or postgresql://USER@HOST/DB)"
+        ) from None
 
 
 def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:

@@ -81,6 +81,7 @@ class Taxonomy(BaseModel):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Taxonomy:
+        self._check_terms()
         self._check_rules()
         self._check_exclusions()
         for name, group in self.terms.items():
@@ -89,6 +90,18 @@ class Taxonomy(BaseModel):
                     raise ValueError(f"term group '{name}': unknown term group '@{ref}'")
             self.expand(group, (name,))
         return self
+
+    def _check_terms(self) -> None:
+        """A term that holds no word would match nothing (or, as a bare ``*``, anything)."""
+        places: list[tuple[str, tuple[Any, ...]]] = [
+            (f"term group '{name}'", group) for name, group in self.terms.items()
+        ]
+        places += [(f"rule '{r.id}'", r.any + r.all) for r in self.rules]
+        places += [(f"exclude '{e.id}'", e.terms) for e in self.exclusions]
+        for where, items in places:
+            for term in _flat(items):
+                if not any(ch.isalnum() for ch in term):
+                    raise ValueError(f"{where}: {term!r} is not a term (no word in it)")
 
     def _check_rules(self) -> None:
         category_ids = {c.id for c in self.categories}
@@ -128,11 +141,15 @@ class Taxonomy(BaseModel):
         return tuple(dict.fromkeys(out))
 
 
-def _refs(items: tuple[Any, ...]) -> list[str]:
+def _flat(items: tuple[Any, ...]) -> list[str]:
     flat: list[str] = []
     for item in items:
         flat.extend([item] if isinstance(item, str) else item)
-    return [t[1:] for t in flat if t.startswith("@")]
+    return flat
+
+
+def _refs(items: tuple[Any, ...]) -> list[str]:
+    return [t[1:] for t in _flat(items) if t.startswith("@")]
 
 
 def parse_taxonomy(data: dict[str, Any], origin: str) -> Taxonomy:

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
+from cssselect import SelectorError
+from parsel.csstranslator import HTMLTranslator
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -100,10 +102,26 @@ class Schedule(BaseModel):
         return f"every {self.every}" if self.every else f"cron {self.cron}"
 
 
+def check_css(value: Any) -> Any:
+    """A CSS selector parsel can use; a typo fails when the file is loaded, not
+    at the first page of a crawl."""
+    for css in (value,) if isinstance(value, str) else value or ():
+        try:
+            HTMLTranslator().css_to_xpath(css)
+        except SelectorError as exc:
+            raise ValueError(f"{css!r} is not a CSS selector ({exc})") from None
+    return value
+
+
 class Selectors(BaseModel):
     """Per-source CSS selectors; each one, when it matches, overrides generic extraction."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("title", "body", "date", "author", "drop")
+    @classmethod
+    def _valid_css(cls, value: Any) -> Any:
+        return check_css(value)
 
     title: str | None = None
     body: str | None = Field(default=None, description="Elements whose text is the body.")
@@ -123,6 +141,11 @@ class Listing(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("items", "next")
+    @classmethod
+    def _valid_css(cls, value: Any) -> Any:
+        return check_css(value)
 
     items: str = Field(description="Links to the articles listed on a page.")
     next: str | None = Field(default=None, description="The link to the next (older) page.")
