@@ -33,7 +33,8 @@ RUN python -m pipeline.lexicon
 # environment at run time.
 ENV DEPORTWATCH_SOURCES=/app/sources.toml \
     DEPORTWATCH_KEYWORDS=/app/keywords.toml \
-    DEPORTWATCH_LOG_DIR=/app/data/logs
+    DEPORTWATCH_LOG_DIR=/app/data/logs \
+    DEPORTWATCH_SPOOL_DIR=/app/data/spool
 VOLUME ["/app/data"]
 
 # Unhealthy when the archive cannot be read or any enabled source is unhealthy.

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install run test lint typecheck unit eval bench clean
+.PHONY: install run test lint typecheck unit eval bench reliability clean
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ unit: $(STAMP)
 ## Flagging quality on the labeled texts (EVALUATION.md)
 eval: $(STAMP)
 	$(BIN)/python -m bench.eval_flagging
+
+## The reliability tests, and RELIABILITY.md written from their results
+## (set DEPORTWATCH_TEST_DATABASE_URL=postgresql://... to include PostgreSQL)
+reliability: $(STAMP)
+	$(BIN)/python -m tests.reliability_report
 
 ## Benchmarks (BENCHMARKS.md); BENCH_POSTGRES=postgresql://... also crawls into PostgreSQL
 BENCH_POSTGRES ?=

@@ -49,6 +49,14 @@ def test_the_service_and_a_manual_crawl_of_one_source_at_once(
         stderr=subprocess.STDOUT,
         text=True,
     )
+    # The manual crawl starts once the service has started its own: started
+    # first, the manual one would make the source not due for the service.
+    assert service.stdout is not None
+    head = []
+    for line in service.stdout:
+        head.append(line)
+        if '"crawl.start"' in line:
+            break
     manual = subprocess.Popen(
         [DEPORTWATCH, "crawl", "synthetic"],
         env=env,
@@ -57,7 +65,8 @@ def test_the_service_and_a_manual_crawl_of_one_source_at_once(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    service_out, _ = service.communicate(timeout=180)
+    rest, _ = service.communicate(timeout=180)
+    service_out = "".join(head) + rest
     manual_out, _ = manual.communicate(timeout=180)
     assert service.returncode == 0, service_out
     assert manual.returncode == 0, manual_out
