@@ -60,7 +60,7 @@ OTHER = (
         (),
     ),
     (
-        "`kill -9` of a crawl at five seeded points, then a second crawl",
+        "`kill -9` of a crawl at six seeded points, then a second crawl",
         "the archive equals one uninterrupted crawl's (rows, texts, dates, flags, evidence, "
         "stories); no orphan rows; the killed run closed as `crashed`",
         "test_crash.py::test_a_crawl_killed_anywhere_and_run_again_leaves_the_archive_whole",

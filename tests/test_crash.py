@@ -32,7 +32,7 @@ from tests.helpers import DEPORTWATCH, cli_env, run_cli
 
 pytestmark = pytest.mark.e2e
 PAGES = 60
-SEEDS = (1, 2, 3, 4, 5)
+SEEDS = (1, 2, 3, 5, 6, 9)  # kill points 11, 58, 18, 42, 53, 32 of 60
 ARTIFACTS = REPO / "build" / "test-artifacts"
 # One request at a time: each crawl stores the pages in the same order, so the
 # story each copy joins does not depend on which of two answers came first.
@@ -42,7 +42,7 @@ SETTINGS = {"obey_robots": "false", "concurrent_requests_per_domain": "1"}
 @pytest.fixture(scope="module")
 def synthetic() -> Iterator[SyntheticSite]:
     site = SyntheticSite(PAGES, seed=11)
-    site.latency = 0.02
+    site.latency = 0.03  # batches commit every second: some kills fall between commits
     with site.serve():
         yield site
 
