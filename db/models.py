@@ -142,6 +142,9 @@ class Article(Base):
     # The page's validators, sent back on re-checks (conditional GET).
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
+    # When its page was last asked for (fetched, or answered 304): recent
+    # articles are asked again, but not on every crawl.
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duplicate_of: Mapped[int | None]  # the archived article it was matched to
     similarity: Mapped[float | None] = mapped_column(Float)  # 1.0 = same text
     # Kind-specific facts as JSON, e.g. a Telegram post's views, forwarded-from

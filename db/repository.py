@@ -174,6 +174,7 @@ def close_abandoned_runs(session: Session) -> list[int]:
 
 
 def _apply(article: Article, item: ArticleLike, content_hash: str) -> None:
+    article.checked_at = item.fetched_at
     article.final_url = item.final_url
     article.page_canonical_url = item.page_canonical_url
     article.feed_guid = item.feed_guid or article.feed_guid
@@ -228,6 +229,7 @@ def upsert_article(
             if existing is None:
                 raise
     existing.last_seen_at = max(existing.last_seen_at, item.fetched_at)
+    existing.checked_at = item.fetched_at
     existing.etag, existing.last_modified = item.etag, item.last_modified
     if existing.content_hash == content_hash and existing.title == item.title:
         # Same text; facts that drift (a post's view count) are refreshed in place.
@@ -381,6 +383,7 @@ class KnownEntry:
     first_seen_at: datetime
     etag: str | None = None
     last_modified: str | None = None
+    checked_at: datetime | None = None
 
 
 def known_entries(session: Session, canonical_urls: list[str]) -> dict[str, KnownEntry]:
@@ -394,9 +397,13 @@ def known_entries(session: Session, canonical_urls: list[str]) -> dict[str, Know
             Article.first_seen_at,
             Article.etag,
             Article.last_modified,
+            Article.checked_at,
         ).where(Article.canonical_url.in_(canonical_urls))
     )
-    return {url: KnownEntry(meta, seen, etag, lm) for url, meta, seen, etag, lm in rows}
+    return {
+        url: KnownEntry(meta, seen, etag, lm, checked)
+        for url, meta, seen, etag, lm, checked in rows
+    }
 
 
 def mark_seen(session: Session, canonical_urls: list[str], seen_at: datetime) -> None:
@@ -406,6 +413,16 @@ def mark_seen(session: Session, canonical_urls: list[str], seen_at: datetime) ->
             update(Article)
             .where(Article.canonical_url.in_(canonical_urls), Article.last_seen_at < seen_at)
             .values(last_seen_at=seen_at)
+        )
+
+
+def mark_checked(session: Session, canonical_urls: list[str], checked_at: datetime) -> None:
+    """Pages asked for again that answered 304: checked, unchanged."""
+    if canonical_urls:
+        session.execute(
+            update(Article)
+            .where(Article.canonical_url.in_(canonical_urls))
+            .values(checked_at=checked_at)
         )
 
 

@@ -6,6 +6,7 @@ This is the only module that turns deportwatch settings into Scrapy settings.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,7 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
         "DEPORTWATCH_KEYWORDS": str(settings.keywords),
         "DEPORTWATCH_DUPLICATE_THRESHOLD": settings.duplicate_threshold,
         "DEPORTWATCH_RECHECK_HOURS": settings.recheck_hours,
+        "DEPORTWATCH_RECHECK_MINUTES": settings.recheck_minutes,
         "DEPORTWATCH_REPLAY_DIR": str(replay_dir) if replay_dir else None,
         "DEPORTWATCH_REFERENCE_TIME": snapshot_time(replay_dir) if replay_dir else None,
     }
@@ -180,11 +182,22 @@ def _summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:
         return [RunSummary.of(name, run) for name, run in runs_by_id(session, run_ids)]
 
 
+REFRESH_SECONDS = 0.1
+
+
 def _track(progress: Progress, crawler: Crawler, source: str) -> None:
     """Show a source's pages, items and errors live as its crawl proceeds."""
     task = progress.add_task(source, total=None, pages=0, items=0, errors=0)
 
-    def refresh(**_: Any) -> None:
+    shown = [0.0]  # when the line was last redrawn
+
+    def refresh(force: bool = False, **_: Any) -> None:
+        # Drawing the line costs as much as a page's storage would: at most
+        # ten times a second, and once more at the end.
+        now = time.monotonic()
+        if not force and now - shown[0] < REFRESH_SECONDS:
+            return
+        shown[0] = now
         spider = crawler.spider
         stats = crawler.stats
         assert stats is not None
@@ -196,7 +209,7 @@ def _track(progress: Progress, crawler: Crawler, source: str) -> None:
         )
 
     def closed(**_: Any) -> None:
-        refresh()
+        refresh(force=True)
         progress.update(task, total=1, completed=1)
 
     # weak=False: the closures would otherwise be collected at once.

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from twisted.python.failure import Failure
 
 from db.models import CrawlRun
-from db.repository import RunCounts, finish_run, mark_seen, save_fetch_state
+from db.repository import RunCounts, finish_run, mark_checked, mark_seen, save_fetch_state
 from db.types import utcnow
 from pipeline.spool import RUNS, Spool, read_records
 from pipeline.store import FLAGGED_STAT, READINGS_STAT, STAT_PREFIX, UNDATED_STAT, writer_of
@@ -122,6 +122,7 @@ class CrawlRunRecorder:
         try:
             with self.writer.item() as session:
                 mark_seen(session, spider.skipped, utcnow())
+                mark_checked(session, spider.not_modified, utcnow())
                 if outcome == "ok":
                     for url, state in spider.pending_states.items():
                         save_fetch_state(

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Archived entries younger than this are fetched again (edits come early).",
     )
+    recheck_minutes: float = Field(
+        default=15,
+        ge=0,
+        description="Least minutes between two re-checks of one article (more as it ages).",
+    )
     retry_times: int = Field(default=3, ge=0, le=10)
     retry_backoff: float = Field(
         default=2.0, ge=0, description="Seconds before the first retry; doubles each time."

@@ -320,7 +320,9 @@ def test_changed_feed_fetches_only_new_entries_outside_the_recheck_window(
     )
     site.requests.clear()
 
-    env_cli = run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path)
+    env_cli = run_cli(
+        ["crawl", "loopback"], database_url, loopback_outlet, tmp_path, recheck_minutes="0"
+    )
     assert env_cli.returncode == 0
     # Within the 48-hour re-check window every entry is fetched again (edits come early)...
     assert len(paths(site)) == 4
@@ -363,7 +365,9 @@ def test_recent_articles_are_rechecked_with_their_validators(
     feed_xml = (site.root / "site" / "feed.xml").read_text()
     site.write("/feed.xml", feed_xml.replace("<title>t</title>", "<title>t, refreshed</title>"))
     site.requests.clear()
-    result = run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path)
+    result = run_cli(
+        ["crawl", "loopback"], database_url, loopback_outlet, tmp_path, recheck_minutes="0"
+    )
     assert result.returncode == 0, result.stderr
     # Both articles are within the re-check window: asked again, both answer 304.
     assert sorted(site.not_modified) == sorted(
@@ -377,6 +381,37 @@ def test_recent_articles_are_rechecked_with_their_validators(
         2,
     )
     assert len(articles(database_url)) == 2
+
+
+def test_recent_articles_are_not_rechecked_on_every_crawl(
+    database_url: str, site: LoopbackSite, loopback_outlet: Path, tmp_path: Path
+) -> None:
+    site.etags = True
+    assert run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path).returncode == 0
+    feed_xml = (site.root / "site" / "feed.xml").read_text()
+    site.write("/feed.xml", feed_xml.replace("<title>t</title>", "<title>t, refreshed</title>"))
+    site.requests.clear()
+    # Checked a moment ago: within the 15 minutes between re-checks, not asked again.
+    result = run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert paths(site) == ["/feed.xml"]
+    run = runs(database_url)[-1][1]
+    assert (run.outcome, run.articles_unchanged) == ("ok", 2)
+    # A 304 counts as a check: after one, the page waits its spacing again.
+    site.write("/feed.xml", feed_xml.replace("<title>t</title>", "<title>t, again</title>"))
+    site.requests.clear()
+    again = run_cli(
+        ["crawl", "loopback"], database_url, loopback_outlet, tmp_path, recheck_minutes="0"
+    )
+    assert again.returncode == 0
+    assert len(site.not_modified) == 2
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        checked = session.scalars(select(Article.checked_at)).all()
+        last_run = session.scalars(select(CrawlRun).order_by(CrawlRun.id.desc())).first()
+    engine.dispose()
+    assert last_run is not None
+    assert all(c is not None and c >= last_run.started_at for c in checked)
 
 
 def test_redirected_entry_is_archived_at_its_final_url(

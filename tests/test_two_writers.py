@@ -23,7 +23,8 @@ from tests.helpers import DEPORTWATCH, cli_env, run_cli
 
 pytestmark = pytest.mark.e2e
 PAGES = 80
-SETTINGS = {"obey_robots": "false"}
+# Both crawls ask for every page, even those the other has just stored.
+SETTINGS = {"obey_robots": "false", "recheck_minutes": "0"}
 
 
 @pytest.fixture
