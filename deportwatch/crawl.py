@@ -119,6 +119,7 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
         "DEPORTWATCH_DUPLICATE_THRESHOLD": settings.duplicate_threshold,
         "DEPORTWATCH_RECHECK_HOURS": settings.recheck_hours,
         "DEPORTWATCH_RECHECK_MINUTES": settings.recheck_minutes,
+        "DEPORTWATCH_REQUEST_BATCH": settings.request_batch,
         "DEPORTWATCH_REPLAY_DIR": str(replay_dir) if replay_dir else None,
         "DEPORTWATCH_REFERENCE_TIME": snapshot_time(replay_dir) if replay_dir else None,
     }

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Least minutes between two re-checks of one article (more as it ages).",
     )
+    request_batch: int = Field(
+        default=200,
+        ge=1,
+        description="Article requests handed to Scrapy at a time; the rest wait as plain data.",
+    )
     retry_times: int = Field(default=3, ge=0, le=10)
     retry_backoff: float = Field(
         default=2.0, ge=0, description="Seconds before the first retry; doubles each time."

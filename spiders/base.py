@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler
+from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response, TextResponse
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.python.failure import Failure
@@ -84,6 +86,8 @@ class SourceSpider(scrapy.Spider):
         reference = crawler.settings.get("DEPORTWATCH_REFERENCE_TIME")
         spider.reference_time = datetime.fromisoformat(reference) if reference else None
         crawler.signals.connect(lambda **_: engine.dispose(), signals.spider_closed, weak=False)
+        crawler.signals.connect(spider._release_backlog, signals.spider_idle)
+        spider.request_batch = crawler.settings.getint("DEPORTWATCH_REQUEST_BATCH", 200)
         return spider
 
     def stat(self, key: str, count: int = 1) -> None:
@@ -103,6 +107,9 @@ class SourceSpider(scrapy.Spider):
         self.skipped: list[str] = []  # canonical URLs listed again, not fetched again
         self.not_modified: list[str] = []  # canonical URLs asked again that answered 304
         self._states: dict[str, FetchState | None] = {}
+        # Article pages not yet handed to Scrapy (see ``article_requests``).
+        self.backlog: deque[tuple[str, FeedHints, KnownEntry | None]] = deque()
+        self.request_batch = 0  # only a crawl hands them out in batches
 
     def start_request(self, url: str, callback: Any, **meta: Any) -> scrapy.Request:
         """A request for a start document (feed, sitemap, listing page): conditional
@@ -246,6 +253,33 @@ class SourceSpider(scrapy.Spider):
 
     def on_page_error(self, failure: Failure) -> None:
         self.record_error(_failed_url(failure), describe_failure(failure))
+
+    def article_requests(
+        self, entries: list[tuple[str, FeedHints, KnownEntry | None]]
+    ) -> Iterator[scrapy.Request]:
+        """Requests for these article pages: in a crawl, the first ``request_batch``
+        now and the rest as the crawl runs dry, so a feed or sitemap of 20,000
+        entries does not become 20,000 requests held in memory at once."""
+        if not self.request_batch:
+            for url, hints, known in entries:
+                yield self.article_request(url, hints, known)
+            return
+        self.backlog.extend(entries)
+        yield from self._next_batch()
+
+    def _next_batch(self) -> Iterator[scrapy.Request]:
+        for _ in range(min(self.request_batch, len(self.backlog))):
+            yield self.article_request(*self.backlog.popleft())
+
+    def _release_backlog(self) -> None:
+        """spider_idle: the next batch, and the crawl goes on while any is left."""
+        if not self.backlog:
+            return
+        engine = self.crawler.engine
+        assert engine is not None
+        for request in self._next_batch():
+            engine.crawl(request)
+        raise DontCloseSpider
 
     def article_request(
         self, url: str, hints: FeedHints, known: KnownEntry | None = None

@@ -130,5 +130,4 @@ class FeedSpider(SourceSpider):
         pending = self.listed(response, [link for link, _ in links])
         if pending is not None:
             pending.update_seconds = update_period(feed.feed)
-        for link, hints, known in self.select_new(links):
-            yield self.article_request(link, hints, known)
+        yield from self.article_requests(self.select_new(links))

@@ -66,10 +66,7 @@ class ListingSpider(SourceSpider):
             return
         self.listed(response, [link for link, _ in links])
         known = self.known([canonical_url(link) for link, _ in links])
-        yield from (
-            self.article_request(link, hints, entry)
-            for link, hints, entry in self.select_new(links, known)
-        )
+        yield from self.article_requests(self.select_new(links, known))
         if len(known) == len(links):
             return  # everything here is archived: so is everything older
         next_href = response.css(listing.next).attrib.get("href") if listing.next else None

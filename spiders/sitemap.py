@@ -144,8 +144,7 @@ class SitemapSpider(SourceSpider):
         links = [(response.urljoin(e.loc), sitemap_hints(e)) for e in self._recent(entries)]
         links = links[: self.source.max_items]
         self.listed(response, [link for link, _ in links])
-        for link, hints, known in self.select_new(links):
-            yield self.article_request(link, hints, known)
+        yield from self.article_requests(self.select_new(links))
 
     def _children(
         self, response: Response, entries: list[SitemapEntry]

@@ -414,6 +414,31 @@ def test_recent_articles_are_not_rechecked_on_every_crawl(
     assert all(c is not None and c >= last_run.started_at for c in checked)
 
 
+def test_a_long_feed_is_fetched_in_batches_and_every_entry_arrives(
+    database_url: str, site: LoopbackSite, tmp_path: Path
+) -> None:
+    page = (KI / NRC / "index.html").read_text(encoding="utf-8")
+    entries = []
+    for n in range(7):
+        # Each page its own story: the body differs in its first paragraph.
+        body = page.replace("Russia is sending", f"In report {n} of 7, Russia is sending", 1)
+        site.write(f"/news/{n}/", body)
+        entries.append((f"/news/{n}/", f"Report {n}", "Fri, 07 Apr 2023 15:37:50 GMT"))
+    site.write("/feed.xml", feed(site.base, entries))
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        f'[[source]]\nname = "loopback"\nkind = "feed"\n'
+        f'start_urls = ["{site.base}/feed.xml"]\nlanguages = ["en"]\n'
+    )
+    result = run_cli(["crawl", "loopback"], database_url, sources, tmp_path, request_batch="3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(a.url for a in articles(database_url)) == sorted(
+        f"{site.base}{path}" for path, _, _ in entries
+    )
+    [(_, run)] = runs(database_url)
+    assert (run.outcome, run.pages, run.errors) == ("ok", 9, 0)  # robots.txt, the feed, 7
+
+
 def test_redirected_entry_is_archived_at_its_final_url(
     database_url: str, site: LoopbackSite, loopback_outlet: Path, tmp_path: Path
 ) -> None:
