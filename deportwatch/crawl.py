@@ -242,6 +242,10 @@ def run_crawl(
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        # Drawing it took 3% of a crawl's CPU: a few times a second on a terminal,
+        # not at all where nobody watches (the service's child crawls, cron, logs).
+        refresh_per_second=4,
+        disable=not console.is_terminal,
     )
     with progress:
         for source in sources:

@@ -18,11 +18,13 @@ from sqlalchemy.orm import Session
 from db.models import SourceRow
 from db.repository import (
     StoreOutcome,
+    StoryLink,
     apply_flag,
+    article_by_url,
+    insert_article,
     needs_flag,
-    place_in_story,
     set_signature,
-    upsert_article,
+    update_article,
 )
 from pipeline.writer import ArchiveUnavailable, ArchiveWriter, release, shared_writer
 from spiders.items import ArticleItem, Item
@@ -102,32 +104,31 @@ class StorePipeline(ArchiveStage):
         assert item.canonical_url is not None
         assert item.content_hash is not None
         with self.writer.item(item) as session:
-            article, outcome = upsert_article(
-                session,
-                self._source_id(session, item.source),
-                item.canonical_url,
-                item.content_hash,
-                item,
-            )
-            joined_story = False
-            if outcome is StoreOutcome.NEW:
-                session.flush()
-                joined_story = place_in_story(
-                    session, article, item.duplicate_of, item.similarity, item.fetched_at
-                )
-            if outcome is not StoreOutcome.UNCHANGED or article.minhash is None:
-                set_signature(
+            source_id = self._source_id(session, item.source)
+            existing = article_by_url(session, item.canonical_url)
+            if existing is None:
+                story = StoryLink(item.duplicate_of, item.similarity, item.minhash, item.band_keys)
+                joined, flagged = insert_article(
                     session,
-                    article,
-                    item.minhash,
-                    item.band_keys,
-                    new=outcome is StoreOutcome.NEW,
+                    source_id,
+                    item.canonical_url,
+                    item.content_hash,
+                    item,
+                    story=story,
+                    flag=item.flag,
                 )
+                self.count(f"{STAT_PREFIX}/{'duplicate' if joined else 'new'}")
+                if flagged:
+                    self.count(FLAGGED_STAT)
+                if item.date_origin == "fetch-time":
+                    self.count(UNDATED_STAT)  # no readable date anywhere: a user should know
+                return
+            article, outcome = update_article(existing, item, item.content_hash)
+            if outcome is not StoreOutcome.UNCHANGED or article.minhash is None:
+                set_signature(session, article, item.minhash, item.band_keys)
             newly_flagged = False
             if item.flag is not None and needs_flag(article, outcome, item.flag.version):
                 newly_flagged = apply_flag(session, article, item.flag, item.fetched_at)
-            self.count(f"{STAT_PREFIX}/{'duplicate' if joined_story else outcome.value}")
+            self.count(f"{STAT_PREFIX}/{outcome.value}")
             if newly_flagged:
                 self.count(FLAGGED_STAT)
-            if outcome is StoreOutcome.NEW and item.date_origin == "fetch-time":
-                self.count(UNDATED_STAT)  # no readable date anywhere: a user should know

@@ -10,13 +10,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from db.engine import make_engine, make_sessionmaker
+from db.engine import make_engine
 from db.migrate import current_revision, head_revision, upgrade
 from db.models import Base, CrawlRun
-from db.repository import RunCounts, ensure_source, finish_run, last_runs, start_run, upsert_article
+from db.repository import RunCounts, ensure_source, finish_run, last_runs, start_run
 from db.search import SEARCH_INDEX_NAMES
-from pipeline.normalize import NormalizePipeline
-from tests.helpers import article_item
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
@@ -97,28 +95,3 @@ def test_source_row_follows_the_config(session: Session) -> None:
     row = ensure_source(session, "nv-en", "feed", enabled=False)
     session.commit()
     assert row.enabled is False
-
-
-def test_concurrent_insert_of_one_url_becomes_an_update(database_url: str, engine: Engine) -> None:
-    """Two writers store the same article: the second one's insert conflicts and is
-    retried as an update inside its own transaction, leaving one row."""
-    sessions = make_sessionmaker(engine)
-    with sessions.begin() as s:
-        source_id = ensure_source(s, "kyiv-independent", "feed").id
-    item = NormalizePipeline().process_item(article_item())
-    assert item.canonical_url is not None
-    assert item.content_hash is not None
-    other = make_engine(database_url)
-    with sessions() as first, make_sessionmaker(other)() as second:
-        # The second writer looks first and sees nothing...
-        assert second.scalar(text("SELECT count(*) FROM articles")) == 0
-        second.rollback()
-        upsert_article(first, source_id, item.canonical_url, item.content_hash, item)
-        first.commit()
-        # ...then its insert would conflict; the upsert notices and updates instead.
-        _, outcome = upsert_article(second, source_id, item.canonical_url, item.content_hash, item)
-        second.commit()
-    other.dispose()
-    assert outcome.value == "unchanged"
-    with sessions() as s:
-        assert s.scalar(text("SELECT count(*) FROM articles")) == 1

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from db.engine import make_engine, make_sessionmaker, make_writer_engine
 from db.models import Article, LshBand
-from db.repository import ensure_source, upsert_article
+from db.repository import StoryLink, ensure_source, insert_article
 from pipeline.dedup import DedupPipeline
 from pipeline.normalize import NormalizePipeline
 from pipeline.spool import Spool, read_items
@@ -78,10 +78,14 @@ def test_batches_commit_every_n_items_and_at_close(engine: Engine, database_url:
     assert len(stored(engine)) == 7
 
 
+NO_STORY = StoryLink(duplicate_of=None, similarity=None, minhash=None, band_keys=[1, 2])
+
+
 def write_then_fail(writer: ArchiveWriter) -> None:
     url = "https://kyivindependent.com/half-written/"
     with writer.item() as session:
-        upsert_article(session, 1, url, "hash", article_item(url=url, final_url=url))
+        item = article_item(url=url, final_url=url)
+        insert_article(session, 1, url, "hash", item, story=NO_STORY, flag=None)
         session.flush()  # the row is written inside the item's savepoint…
         raise RuntimeError("midway")  # …and the item fails after it
 
