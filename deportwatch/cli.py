@@ -296,8 +296,11 @@ def status(
         settings = _settings()
         config = load_sources(settings.sources)
         health = _health_if_any(settings, config.sources)
+    # Items a crawl could not store wait in the spool for the next crawl.
+    waiting = Spool(settings.spool_dir, settings.database_url).pending()
     if output is ListFormat.json:
-        print(json.dumps([h.record() for h in health], ensure_ascii=False, indent=2))
+        records = [h.record() | {"spooled": waiting.get(h.name, 0)} for h in health]
+        print(json.dumps(records, ensure_ascii=False, indent=2))
     else:
         table = Table(title="Source health")
         for column in ("source", "state", "last crawl", "outcome", "last new item", "problems"):
@@ -313,6 +316,12 @@ def status(
                 escape("; ".join(h.problems)) or "—",
             )
         out.print(table)
+        for name, count in sorted(waiting.items()):
+            out.print(
+                f"{name}: {count} fetched items wait in the spool {settings.spool_dir}; "
+                "the next crawl of this source stores them",
+                highlight=False,
+            )
     if any(h.state == "unhealthy" for h in health):
         raise typer.Exit(1)
 

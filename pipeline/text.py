@@ -18,7 +18,9 @@ _QUOTES = str.maketrans(dict.fromkeys("\u201c\u201d\u201e\u00ab\u00bb\u2033", '"
 
 def clean_text(text: str) -> str:
     """NFC, no invisible characters, single spaces, one line per paragraph."""
-    text = unicodedata.normalize("NFC", text).translate(_INVISIBLE)
+    # Invisible characters go first: one between a letter and its combining
+    # accent would stop NFC composing them, and cleaning twice would differ.
+    text = unicodedata.normalize("NFC", text.translate(_INVISIBLE))
     lines = (_SPACES.sub(" ", line).strip() for line in text.replace("\r", "\n").split("\n"))
     return _BLANK_LINES.sub("\n", "\n".join(line for line in lines if line))
 

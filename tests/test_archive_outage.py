@@ -9,6 +9,7 @@ crawl stores it, once.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import subprocess
@@ -140,6 +141,10 @@ def test_an_archive_outage_mid_crawl_loses_nothing_and_doubles_nothing(
     assert stored_before + waiting >= PAGES  # all fetched: stored or in the spool
     assert 0 < stored_before < PAGES
     assert spool_files(tmp_path)
+
+    status = run_cli(["status", "--format", "json"], outage.url, sources, tmp_path, **settings)
+    [health] = json.loads(status.stdout)
+    assert health["spooled"] == waiting  # the status says what waits
 
     again = run_cli(["crawl", "synthetic"], outage.url, sources, tmp_path, **settings)
     assert again.returncode == 0, again.stdout + again.stderr

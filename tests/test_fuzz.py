@@ -166,6 +166,9 @@ def test_extraction_of_a_hostile_page(title: str, body: str) -> None:
 
 @FUZZ
 @given(hostile_text, hostile_text, st.sampled_from(["uk", "ru", "en", None]))
+# Found by this test: a zero-width space between a letter and its accent kept
+# NFC from composing them until the space was gone, so cleaning was not idempotent.
+@example(title="", body="A\u200b\u0301", lang="uk")
 def test_normalizing_and_flagging(title: str, body: str, lang: str | None) -> None:
     cleaned = clean_text(body)
     assert "\u200b" not in cleaned
