@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -108,7 +107,7 @@ class SourceSpider(scrapy.Spider):
         self.not_modified: list[str] = []  # canonical URLs asked again that answered 304
         self._states: dict[str, FetchState | None] = {}
         # Article pages not yet handed to Scrapy (see ``article_requests``).
-        self.backlog: deque[tuple[str, FeedHints, KnownEntry | None]] = deque()
+        self.backlog: list[tuple[str, FeedHints, KnownEntry | None]] = []
         self.request_batch = 0  # only a crawl hands them out in batches
 
     def start_request(self, url: str, callback: Any, **meta: Any) -> scrapy.Request:
@@ -268,8 +267,14 @@ class SourceSpider(scrapy.Spider):
         yield from self._next_batch()
 
     def _next_batch(self) -> Iterator[scrapy.Request]:
-        for _ in range(min(self.request_batch, len(self.backlog))):
-            yield self.article_request(*self.backlog.popleft())
+        # From the end of the list, each batch in its own order: Scrapy takes the
+        # last request given first, so pages are fetched in the order they were
+        # before batches existed (a feed's oldest entry first, an original before
+        # the copies that syndicate it).
+        batch = self.backlog[-self.request_batch :]
+        del self.backlog[-self.request_batch :]
+        for entry in batch:
+            yield self.article_request(*entry)
 
     def _release_backlog(self) -> None:
         """spider_idle: the next batch, and the crawl goes on while any is left."""

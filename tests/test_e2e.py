@@ -357,14 +357,23 @@ def test_a_run_with_errors_keeps_no_fetch_state_so_nothing_is_lost(
     assert len(articles(database_url)) == 2
 
 
-def test_recent_articles_are_rechecked_with_their_validators(
-    database_url: str, site: LoopbackSite, loopback_outlet: Path, tmp_path: Path
-) -> None:
+def crawl_then_rebuild_feed(
+    database_url: str, site: LoopbackSite, sources: Path, tmp_path: Path
+) -> str:
+    """A first crawl of an outlet that answers 304s, then a new build of its feed
+    (same entries): the feed answers 200 again. Returns the first feed."""
     site.etags = True
-    assert run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path).returncode == 0
+    assert run_cli(["crawl", "loopback"], database_url, sources, tmp_path).returncode == 0
     feed_xml = (site.root / "site" / "feed.xml").read_text()
     site.write("/feed.xml", feed_xml.replace("<title>t</title>", "<title>t, refreshed</title>"))
     site.requests.clear()
+    return feed_xml
+
+
+def test_recent_articles_are_rechecked_with_their_validators(
+    database_url: str, site: LoopbackSite, loopback_outlet: Path, tmp_path: Path
+) -> None:
+    crawl_then_rebuild_feed(database_url, site, loopback_outlet, tmp_path)
     result = run_cli(
         ["crawl", "loopback"], database_url, loopback_outlet, tmp_path, recheck_minutes="0"
     )
@@ -386,11 +395,7 @@ def test_recent_articles_are_rechecked_with_their_validators(
 def test_recent_articles_are_not_rechecked_on_every_crawl(
     database_url: str, site: LoopbackSite, loopback_outlet: Path, tmp_path: Path
 ) -> None:
-    site.etags = True
-    assert run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path).returncode == 0
-    feed_xml = (site.root / "site" / "feed.xml").read_text()
-    site.write("/feed.xml", feed_xml.replace("<title>t</title>", "<title>t, refreshed</title>"))
-    site.requests.clear()
+    feed_xml = crawl_then_rebuild_feed(database_url, site, loopback_outlet, tmp_path)
     # Checked a moment ago: within the 15 minutes between re-checks, not asked again.
     result = run_cli(["crawl", "loopback"], database_url, loopback_outlet, tmp_path)
     assert result.returncode == 0, result.stderr
