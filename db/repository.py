@@ -174,22 +174,33 @@ def close_abandoned_runs(session: Session) -> list[int]:
     return closed
 
 
+def _page_fields(item: ArticleLike, content_hash: str) -> dict[str, object]:
+    """The columns an article takes from its page, on insert and on an edit alike."""
+    return {
+        "checked_at": item.fetched_at,
+        "final_url": item.final_url,
+        "page_canonical_url": item.page_canonical_url,
+        "feed_guid": item.feed_guid,
+        "feed_meta_hash": item.feed_meta_hash,
+        "etag": item.etag,
+        "last_modified": item.last_modified,
+        "title": item.title,
+        "author": item.author,
+        "summary": item.summary,
+        "published_at": item.published_at,
+        "date_origin": item.date_origin,
+        "language": item.language,
+        "text": item.text,
+        "content_hash": content_hash,
+        "details": _details_json(item.details),
+    }
+
+
 def _apply(article: Article, item: ArticleLike, content_hash: str) -> None:
-    article.checked_at = item.fetched_at
-    article.final_url = item.final_url
-    article.page_canonical_url = item.page_canonical_url
-    article.feed_guid = item.feed_guid or article.feed_guid
-    article.feed_meta_hash = item.feed_meta_hash or article.feed_meta_hash
-    article.etag, article.last_modified = item.etag, item.last_modified
-    article.title = item.title
-    article.author = item.author
-    article.summary = item.summary
-    article.published_at = item.published_at
-    article.date_origin = item.date_origin
-    article.language = item.language
-    article.text = item.text
-    article.content_hash = content_hash
-    article.details = _details_json(item.details)
+    for name, value in _page_fields(item, content_hash).items():
+        # A feed GUID or metadata hash the page no longer comes with is kept.
+        if value is not None or name not in ("feed_guid", "feed_meta_hash"):
+            setattr(article, name, value)
 
 
 def _details_json(details: dict[str, object] | None) -> str | None:
@@ -259,22 +270,7 @@ def insert_article(
             source_id=source_id,
             url=item.url,
             canonical_url=canonical_url,
-            final_url=item.final_url,
-            page_canonical_url=item.page_canonical_url,
-            feed_guid=item.feed_guid,
-            feed_meta_hash=item.feed_meta_hash,
-            etag=item.etag,
-            last_modified=item.last_modified,
-            checked_at=item.fetched_at,
-            title=item.title,
-            author=item.author,
-            summary=item.summary,
-            published_at=item.published_at,
-            date_origin=item.date_origin,
-            language=item.language,
-            text=item.text,
-            content_hash=content_hash,
-            details=_details_json(item.details),
+            **_page_fields(item, content_hash),
             first_seen_at=item.fetched_at,
             last_seen_at=item.fetched_at,
             cluster_id=cluster_id,

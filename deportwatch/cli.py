@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from db.engine import describe_url, explain_database_error, make_sessionmaker
 from db.migrate import current_revision, open_archive
 from db.repository import last_runs
-from deportwatch.crawl import RunSummary, run_crawl
+from deportwatch.crawl import RunSummary, run_crawl, waiting_in_spool
 from deportwatch.dates import parse_since
 from deportwatch.errors import DeportwatchError, UsageError
 from deportwatch.events import setup_service_logging
@@ -39,7 +39,6 @@ from deportwatch.show import article_record, load_article, match_record, version
 from deportwatch.sources import Source, load_sources
 from pipeline.language import detect_language
 from pipeline.matcher import FlagResult, Matcher
-from pipeline.spool import Spool
 from pipeline.text import clean_text
 from scheduler import run_service
 
@@ -160,7 +159,7 @@ def crawl(
     _print_summary(summaries)
     if summaries and all(s.outcome == "failed" for s in summaries):
         raise typer.Exit(1)
-    waiting = Spool(settings.spool_dir, settings.database_url).pending()
+    waiting = waiting_in_spool(settings)
     if waiting:
         err.print(
             f"error: the archive did not take {sum(waiting.values())} fetched items; they "
@@ -297,7 +296,7 @@ def status(
         config = load_sources(settings.sources)
         health = _health_if_any(settings, config.sources)
     # Items a crawl could not store wait in the spool for the next crawl.
-    waiting = Spool(settings.spool_dir, settings.database_url).pending()
+    waiting = waiting_in_spool(settings)
     if output is ListFormat.json:
         records = [h.record() | {"spooled": waiting.get(h.name, 0)} for h in health]
         print(json.dumps(records, ensure_ascii=False, indent=2))

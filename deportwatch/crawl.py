@@ -161,7 +161,7 @@ def _read_summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:
         return _summaries(settings, run_ids)
     except (OperationalError, InterfaceError, DeportwatchError) as exc:
         # The archive went away during the crawl: say so, and where the items are.
-        waiting = Spool(settings.spool_dir, settings.database_url).pending()
+        waiting = waiting_in_spool(settings)
         kept = (
             f"{sum(waiting.values())} fetched items wait in the spool {settings.spool_dir} "
             "and the next crawl stores them"
@@ -173,6 +173,11 @@ def _read_summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:
             f"the archive {describe_url(settings.database_url)} could not be read after "
             f"the crawl: {reason}; {kept}"
         ) from None
+
+
+def waiting_in_spool(settings: Settings) -> dict[str, int]:
+    """Fetched items the archive has not taken yet, per source (the spool)."""
+    return Spool(settings.spool_dir, settings.database_url).pending()
 
 
 def _summaries(settings: Settings, run_ids: list[int]) -> list[RunSummary]:

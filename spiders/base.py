@@ -302,8 +302,9 @@ class SourceSpider(scrapy.Spider):
 
     def parse_article(self, response: Response, hints: FeedHints) -> Iterator[ArticleItem]:
         if response.status == 304:  # unchanged since it was archived: seen, not fetched
-            self.skipped.append(canonical_url(response.url))
-            self.not_modified.append(canonical_url(response.url))
+            key = canonical_url(response.url)
+            self.skipped.append(key)
+            self.not_modified.append(key)
             self.stat("deportwatch/articles/unchanged")
             return
         content_type = header_value(response, "Content-Type") or ""
