@@ -395,15 +395,31 @@ def article_id_by_url(session: Session, canonical_url: str) -> int | None:
     return session.scalar(select(Article.id).where(Article.canonical_url == canonical_url))
 
 
-def canonical_url_by_guid(session: Session, source: str, guid: str) -> str | None:
-    """The archived URL of a source's feed entry, for entries that moved URL."""
-    return session.scalar(
-        select(Article.canonical_url)
-        .join(SourceRow, SourceRow.id == Article.source_id)
-        .where(SourceRow.name == source, Article.feed_guid == guid)
-        .order_by(Article.id)
-        .limit(1)
-    )
+def archived_entry(
+    session: Session, canonical_url: str, source_id: int, guid: str | None
+) -> tuple[int, str] | None:
+    """The archived article an item is (its id and URL), in one indexed query.
+
+    A feed entry its source archived under this GUID is that article even when
+    its URL changed (the earliest such article, if there are several); else
+    the article at the item's canonical URL, if any.
+    """
+    query = select(Article.id, Article.canonical_url, Article.source_id, Article.feed_guid)
+    if guid is None:
+        query = query.where(Article.canonical_url == canonical_url)
+    else:
+        query = query.where(
+            (Article.canonical_url == canonical_url)
+            | ((Article.source_id == source_id) & (Article.feed_guid == guid))
+        )
+    rows = session.execute(query.order_by(Article.id)).all()
+    for row in rows:
+        if guid is not None and row.source_id == source_id and row.feed_guid == guid:
+            return row.id, row.canonical_url
+    for row in rows:
+        if row.canonical_url == canonical_url:
+            return row.id, row.canonical_url
+    return None
 
 
 def article_id_by_hash(session: Session, content_hash: str, exclude: int | None) -> int | None:

@@ -22,32 +22,29 @@ from scrapy.crawler import Crawler
 from sqlalchemy.orm import Session
 
 from db.repository import (
+    archived_entry,
     article_id_by_hash,
     article_id_by_url,
     band_candidates,
-    canonical_url_by_guid,
 )
 from pipeline.similarity import band_keys, signature, similarity
-from pipeline.store import spooled, writer_of
+from pipeline.store import ArchiveStage, spooled, writer_of
 from pipeline.urls import canonical_url
-from pipeline.writer import ArchiveUnavailable, ArchiveWriter, release
+from pipeline.writer import ArchiveUnavailable, ArchiveWriter
 from spiders.items import ArticleItem, Item
 
 DEFAULT_THRESHOLD = 0.5
 
 
-class DedupPipeline:
+class DedupPipeline(ArchiveStage):
     def __init__(self, writer: ArchiveWriter, threshold: float = DEFAULT_THRESHOLD):
-        self.writer = writer
+        super().__init__(writer)
         self.threshold = threshold
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         threshold = crawler.settings.getfloat("DEPORTWATCH_DUPLICATE_THRESHOLD", DEFAULT_THRESHOLD)
         return cls(writer_of(crawler), threshold)
-
-    def close_spider(self) -> None:
-        release(self.writer)
 
     def process_item(self, item: Item) -> Item:
         if not isinstance(item, ArticleItem):
@@ -65,11 +62,12 @@ class DedupPipeline:
     def _decide(self, session: Session, item: ArticleItem) -> ArticleItem:
         assert item.canonical_url is not None
         assert item.content_hash is not None
-        if item.feed_guid:
-            known = canonical_url_by_guid(session, item.source, item.feed_guid)
-            if known is not None:
-                item.canonical_url = known
-        own_id = article_id_by_url(session, item.canonical_url)
+        source_id = self._source_id(session, item.source)
+        archived = archived_entry(session, item.canonical_url, source_id, item.feed_guid)
+        own_id = None
+        if archived is not None:
+            own_id, item.canonical_url = archived
+        item.archived_id, item.archived_known = own_id, True
         if item.links_to and item.minhash is None:
             # A short post (a Telegram message) whose link preview points at an
             # archived article reports that article's story.

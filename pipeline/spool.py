@@ -51,6 +51,8 @@ _ARTICLE_FIELDS = tuple(
         "date_origin",
         "language",
         "content_hash",
+        "archived_known",
+        "archived_id",
         "minhash",
         "band_keys",
         "duplicate_of",

@@ -105,7 +105,10 @@ class StorePipeline(ArchiveStage):
         assert item.content_hash is not None
         with self.writer.item(item) as session:
             source_id = self._source_id(session, item.source)
-            existing = article_by_url(session, item.canonical_url)
+            # Dedup has just looked the item up in this session; a new article
+            # (the usual case) needs no second query.
+            new = item.archived_known and item.archived_id is None
+            existing = None if new else article_by_url(session, item.canonical_url)
             if existing is None:
                 story = StoryLink(item.duplicate_of, item.similarity, item.minhash, item.band_keys)
                 joined, flagged = insert_article(

@@ -53,6 +53,8 @@ class ArticleItem:
     content_hash: str | None = None
 
     # Filled by the dedup stage.
+    archived_known: bool = False  # the dedup stage looked the item up: archived_id is final
+    archived_id: int | None = None  # the archived article this item is (its own row)
     minhash: bytes | None = None
     band_keys: list[int] = field(default_factory=list)
     duplicate_of: int | None = None  # id of the archived article this copies
