@@ -103,7 +103,10 @@ class Matcher:
 
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
-        self._word_cache: dict[tuple[str, str | None], tuple[str, str]] = {}
+        # Per document language, a word as written -> (its normal form, its lemma);
+        # equal strings are stored once (the word is usually its own normal form).
+        self._word_cache: dict[str | None, dict[str, tuple[str, str]]] = {}
+        self._words_cached = 0
         self._stem_cache: dict[str, list[tuple[tuple[Element, ...], Payload]]] = {}
         self._by_form: dict[str, list[tuple[tuple[Element, ...], Payload]]] = defaultdict(list)
         self._by_prefix: list[tuple[str, tuple[Element, ...], Payload]] = []
@@ -161,15 +164,23 @@ class Matcher:
     def _word(self, word: str, doc_lang: str | None) -> tuple[str, str]:
         """A word as written to its normal form and lemma, remembered per document
         language: news text repeats its words, and this runs for every one."""
-        key = (word, doc_lang)
-        known = self._word_cache.get(key)
+        table = self._word_cache.get(doc_lang)
+        if table is None:
+            table = self._word_cache[doc_lang] = {}
+        known = table.get(word)
         if known is None:
             norm = normalize_word(word)
+            if norm == word:
+                norm = word
             lang = self._token_lang(norm, doc_lang)
-            known = (norm, self._lemma(norm, lang) if lang else norm)
-            if len(self._word_cache) > _CACHE_LIMIT:
-                self._word_cache.clear()
-            self._word_cache[key] = known
+            lemma = self._lemma(norm, lang) if lang else norm
+            known = (norm, norm if lemma == norm else lemma)
+            if self._words_cached > _CACHE_LIMIT:
+                for cached in self._word_cache.values():
+                    cached.clear()
+                self._words_cached = 0
+            table[word] = known
+            self._words_cached += 1
         return known
 
     def _tokenize(self, text: str, doc_lang: str | None) -> _Tokens:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from simplemma.strategies import DefaultStrategy
 
-from bench.eval_flagging import evaluate
+from bench.eval_flagging import EVAL_SETS, evaluate
 from deportwatch.errors import ConfigError
 from deportwatch.keywords import Taxonomy, load_taxonomy, parse_taxonomy
 from deportwatch.sources import Selectors
+from pipeline import lexicon
+from pipeline import matcher as matcher_module
+from pipeline.language import detect_language
 from pipeline.matcher import Matcher, normalize_word
 from spiders.extract import extract_article
 from tests.conftest import REPO
@@ -237,3 +242,41 @@ def test_shipped_taxonomy_is_valid() -> None:
 def test_missing_keywords_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="keywords file not found"):
         load_taxonomy(tmp_path / "k.toml")
+
+
+def _labeled_texts() -> list[dict[str, str]]:
+    rows = []
+    for path in EVAL_SETS:
+        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return rows
+
+
+def test_answers_do_not_depend_on_what_is_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The lemma memo and the word cache are emptied when full; a matcher and a
+    # lexicon that forget after every few words give the same flags, matches
+    # and languages as ones that remember everything.
+    texts = _labeled_texts()
+    remembering = Matcher(load_taxonomy(KEYWORDS))
+    expected = [
+        (detect_language(row["text"]), remembering.flag(row.get("title", ""), row["text"], None))
+        for row in texts
+    ]
+    monkeypatch.setattr(matcher_module, "_CACHE_LIMIT", 5)
+    monkeypatch.setattr(lexicon, "_MEMO_LIMIT", 7)
+    lexicon._STRATEGY.forget()
+    forgetful = Matcher(load_taxonomy(KEYWORDS))
+    got = [
+        (detect_language(row["text"]), forgetful.flag(row.get("title", ""), row["text"], None))
+        for row in texts
+    ]
+    assert got == expected
+    assert sum(result.flagged for _, result in got) >= 40
+    assert forgetful._words_cached <= 6
+    assert lexicon._STRATEGY._size <= 7
+
+
+def test_remembered_lemmas_are_simplemma_answers() -> None:
+    words = [("діти", "uk"), ("дітей", "uk"), ("детей", "ru"), ("children", "en"), ("xqzv", "uk")]
+    fresh = DefaultStrategy()
+    for token, lang in words * 2:
+        assert lexicon._STRATEGY.get_lemma(token, lang) == fresh.get_lemma(token, lang)
