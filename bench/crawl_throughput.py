@@ -10,7 +10,8 @@
 3. Re-crawl of the unchanged site after the feed is rebuilt: the share of
    requests answered 304 or skipped, and the time against the first crawl.
 4. With ``--memory-pages N``: a crawl of N pages, its peak RSS and its RSS
-   after the first and the last 5,000 pages.
+   after the first and the last 5,000 pages; the pages found once through one
+   feed that lists them all and once through a sitemap index (``--memory-via``).
 5. With ``--reflag N``: ``reflag`` over an archive of N generated articles,
    articles per second, against the matcher alone on the same texts.
 
@@ -70,16 +71,20 @@ def baseline_cpu(site: SyntheticSite) -> float:
     return (time.process_time() - started) / site.count
 
 
-def sources_file(directory: Path, base: str, pages: int) -> Path:
+def sources_file(directory: Path, base: str, pages: int, via: str = "feed") -> Path:
+    """The synthetic site as one source, its pages found through the feed or
+    through the sitemap index."""
     path = directory / "sources.toml"
+    start = {"feed": "feed.xml", "sitemap": "sitemap.xml"}[via]
     path.write_text(
         f"""
 [[source]]
 name = "synthetic"
-kind = "feed"
-start_urls = ["{base}/feed.xml"]
+kind = "{via}"
+start_urls = ["{base}/{start}"]
 languages = ["en", "uk", "ru"]
 max_items = {pages}
+lookback = "36500d"
 """,
         encoding="utf-8",
     )
@@ -108,15 +113,17 @@ def crawl(
     site: SyntheticSite,
     database_url: str,
     workdir: Path,
+    *,
     profile: Path | None = None,
     extra_env: dict[str, str] | None = None,
+    via: str = "feed",
 ) -> Crawl:
     """One ``deportwatch crawl synthetic`` in its own process, measured from outside."""
     env = (
         os.environ
         | {
             "DEPORTWATCH_DATABASE_URL": database_url,
-            "DEPORTWATCH_SOURCES": str(sources_file(workdir, site.base, site.count)),
+            "DEPORTWATCH_SOURCES": str(sources_file(workdir, site.base, site.count, via)),
             "DEPORTWATCH_KEYWORDS": str(ROOT / "keywords.toml"),
             "DEPORTWATCH_LOG_DIR": str(workdir / "logs"),
             "DEPORTWATCH_DOWNLOAD_DELAY": "0",
@@ -254,6 +261,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--postgres", help="also crawl into this PostgreSQL database (a schema)")
     parser.add_argument("--memory-pages", type=int, default=0, help="pages of the memory run")
+    parser.add_argument(
+        "--memory-via",
+        nargs="+",
+        choices=("feed", "sitemap"),
+        default=["feed", "sitemap"],
+        help="how the memory run finds its pages: one feed listing all, a sitemap index",
+    )
     parser.add_argument("--reflag", type=int, default=0, help="articles of the reflag run")
     parser.add_argument(
         "--profile", type=Path, help="record the first crawl with py-spy into this file"
@@ -269,7 +283,7 @@ def main() -> None:
             print("| --- | ---: | ---: | ---: | ---: | --- |")
             print(f"| trafilatura alone (baseline) | — | {base_cpu * 1000:.1f} | 1.00x | — | — |")
             sqlite_url = f"sqlite:///{workdir / 'archive.db'}"
-            first = crawl(site, sqlite_url, workdir, args.profile)
+            first = crawl(site, sqlite_url, workdir, profile=args.profile)
             report_crawl("deportwatch crawl, SQLite", first, args.pages, base_cpu)
             if args.postgres:
                 pg = crawl(site, fresh_schema(args.postgres, "bench_crawl"), workdir)
@@ -278,20 +292,24 @@ def main() -> None:
             recrawl(site, sqlite_url, workdir, first, every_page=True)
         if args.memory_pages:
             big = SyntheticSite(args.memory_pages, args.seed + 1)
-            with big.serve():
-                # One feed lists every page: at 20,000 entries it is larger than
-                # the 10 MB a response may have by default.
-                bigger = {"DEPORTWATCH_MAX_RESPONSE_BYTES": str(64 * 1024 * 1024)}
-                result = crawl(big, f"sqlite:///{workdir / 'memory.db'}", workdir, None, bigger)
-            early = rss_after(result.rss_at, WINDOW)
-            late = rss_after(result.rss_at, args.memory_pages)
-            print(
-                f"memory: crawl of {args.memory_pages:,} pages, peak RSS "
-                f"{result.peak_rss_mb:.0f} MB; RSS after {WINDOW:,} pages {early:.0f} MB, "
-                f"after {args.memory_pages:,} pages {late:.0f} MB ({late / early:.2f}x); "
-                f"{result.cpu / args.memory_pages * 1000:.1f} CPU ms/page",
-                flush=True,
-            )
+            for via in args.memory_via:
+                with big.serve():
+                    # One feed that lists every page: at 20,000 entries it is larger
+                    # than the 10 MB a response may have by default.
+                    bigger = {"DEPORTWATCH_MAX_RESPONSE_BYTES": str(64 * 1024 * 1024)}
+                    database = f"sqlite:///{workdir / f'memory-{via}.db'}"
+                    result = crawl(big, database, workdir, extra_env=bigger, via=via)
+                early = rss_after(result.rss_at, WINDOW)
+                late = rss_after(result.rss_at, args.memory_pages)
+                print(
+                    f"memory: crawl of {args.memory_pages:,} pages found through the {via}, "
+                    f"peak RSS {result.peak_rss_mb:.0f} MB; RSS after {WINDOW:,} pages "
+                    f"{early:.0f} MB, after {args.memory_pages:,} pages {late:.0f} MB "
+                    f"({late / early:.2f}x); {result.cpu / args.memory_pages * 1000:.1f} "
+                    f"CPU ms/page; {result.run['new']} new, "
+                    f"{result.run['duplicate']} duplicate",
+                    flush=True,
+                )
         if args.reflag:
             reflag_rate(args.reflag, workdir, args.seed)
 

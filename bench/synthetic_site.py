@@ -5,7 +5,9 @@ N article pages (en / uk / ru bodies from ``bench.search_latency.articles``:
 near-copies of an earlier article, each wrapped in the page furniture the real
 sites carry (``tests/fixtures/web``): a long navigation menu, inline styles and
 scripts, Open Graph and JSON-LD metadata, related links, a footer. Pages weigh
-65-80 KB, in the range of the outlets' pages. One RSS feed lists every article.
+65-80 KB, in the range of the outlets' pages. One RSS feed lists every article;
+a sitemap index lists them too, 1,000 to a child sitemap, as the outlets split
+their archives.
 
 Pages are rendered when asked (from a per-page seed), so a 20,000-page site
 costs no memory. The server answers conditional requests (ETag) with 304,
@@ -33,6 +35,7 @@ DUPLICATE_SHARE = 0.10
 NAV_LINKS = 160
 FOOTER_LINKS = 60
 RELATED = 24
+SITEMAP_SIZE = 1000  # URLs per child sitemap
 
 
 def _chrome(rng: random.Random) -> tuple[str, str, str, str]:
@@ -157,6 +160,32 @@ class SyntheticSite:
             f"<lastBuildDate>{format_datetime(built)}</lastBuildDate>{entries}</channel></rss>"
         ).encode()
 
+    def sitemap_index(self) -> bytes:
+        children = "".join(
+            f"<sitemap><loc>{self.base}/sitemap-{k + 1}.xml</loc></sitemap>"
+            for k in range(-(-self.count // SITEMAP_SIZE))
+        )
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{children}'
+            "</sitemapindex>"
+        ).encode()
+
+    def sitemap(self, number: int) -> bytes | None:
+        """Child sitemap ``number`` (from 1): its articles, newest first."""
+        first = (number - 1) * SITEMAP_SIZE
+        if number < 1 or first >= self.count:
+            return None
+        urls = "".join(
+            f"<url><loc>{self.base}{self.path(i)}</loc>"
+            f"<lastmod>{self.items[i]['published_at'].isoformat()}</lastmod></url>"
+            for i in reversed(range(first, min(first + SITEMAP_SIZE, self.count)))
+        )
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+        ).encode()
+
     def touch_feed(self) -> None:
         """A new build of the feed (same entries): it answers 200 again, not 304."""
         self.feed_version += 1
@@ -164,6 +193,12 @@ class SyntheticSite:
     def answer(self, path: str) -> tuple[bytes, str] | None:
         if path == "/feed.xml":
             return self.feed(), "application/rss+xml"
+        if path == "/sitemap.xml":
+            return self.sitemap_index(), "application/xml"
+        if path.startswith("/sitemap-") and path.endswith(".xml"):
+            number = path.removeprefix("/sitemap-").removesuffix(".xml")
+            body = self.sitemap(int(number)) if number.isdigit() else None
+            return (body, "application/xml") if body is not None else None
         if path.startswith("/news/"):
             number = path.removeprefix("/news/").split("-", 1)[0]
             if number.isdigit() and 1 <= int(number) <= self.count:

@@ -10,7 +10,9 @@ import urllib.request
 
 import pytest
 
+from bench import synthetic_site
 from bench.synthetic_site import SyntheticSite
+from spiders.sitemap import read_sitemap
 from tests.conftest import REPO
 
 
@@ -31,10 +33,36 @@ def test_synthetic_site_pages_look_like_news_and_answer_304() -> None:
     assert 1 <= copies <= 10
 
 
+def test_synthetic_sitemap_index_lists_every_page_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(synthetic_site, "SITEMAP_SIZE", 15)
+    site = SyntheticSite(40, seed=3)
+    with site.serve() as base:
+        kind, children = read_sitemap(urllib.request.urlopen(base + "/sitemap.xml").read())
+        assert kind == "sitemapindex"
+        locs = []
+        for child in children:
+            kind, entries = read_sitemap(urllib.request.urlopen(child.loc).read())
+            assert kind == "urlset"
+            assert all(entry.lastmod for entry in entries)
+            locs += [entry.loc for entry in entries]
+    assert len(children) == 3
+    assert sorted(locs) == sorted(base + site.path(i) for i in range(40))
+
+
 @pytest.mark.e2e
 def test_crawl_benchmark_runs_and_reports_ratios() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bench.crawl_throughput", "--pages", "30"],
+        [
+            sys.executable,
+            "-m",
+            "bench.crawl_throughput",
+            "--pages",
+            "30",
+            "--memory-pages",
+            "25",
+            "--memory-via",
+            "sitemap",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -53,3 +81,8 @@ def test_crawl_benchmark_runs_and_reports_ratios() -> None:
     share = re.search(r"([\d.]+)% answered 304 or skipped", out)
     assert share is not None
     assert float(share.group(1)) >= 90
+    memory = re.search(
+        r"memory: crawl of 25 pages found through the sitemap, .*?(\d+) new, (\d+) duplicate", out
+    )
+    assert memory is not None, out
+    assert int(memory.group(1)) + int(memory.group(2)) == 25
