@@ -106,7 +106,9 @@ class StorePipeline(ArchiveStage):
         with self.writer.item(item) as session:
             source_id = self._source_id(session, item.source)
             # Dedup has just looked the item up in this session; a new article
-            # (the usual case) needs no second query.
+            # (the usual case) needs no second query. Nothing can come between:
+            # Scrapy runs one item's stages without yielding (they are all
+            # synchronous), so no other item is written in the meantime.
             new = item.archived_known and item.archived_id is None
             existing = None if new else article_by_url(session, item.canonical_url)
             if existing is None:
