@@ -15,6 +15,9 @@
 5. With ``--reflag N``: ``reflag`` over an archive of N generated articles,
    articles per second, against the matcher alone on the same texts.
 
+With ``--latency S`` the site waits S seconds before every answer, as a distant
+server does: pages per second fall, CPU per page should not.
+
 With ``--profile FILE`` the first crawl runs under py-spy (a dev dependency),
 which writes its samples to FILE as collapsed stacks (one line per stack,
 readable by flamegraph tools); the figures of that run include py-spy's cost.
@@ -259,6 +262,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pages", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds the site waits before every answer (a distant server)",
+    )
     parser.add_argument("--postgres", help="also crawl into this PostgreSQL database (a schema)")
     parser.add_argument("--memory-pages", type=int, default=0, help="pages of the memory run")
     parser.add_argument(
@@ -277,8 +286,12 @@ def main() -> None:
         workdir = Path(tmp)
         site = SyntheticSite(args.pages, args.seed)
         with site.serve():
+            site.latency = args.latency
             base_cpu = baseline_cpu(site)
-            print(f"synthetic site: {args.pages:,} pages, served at {site.base}")
+            print(
+                f"synthetic site: {args.pages:,} pages, served at {site.base}"
+                f" with {args.latency * 1000:.0f} ms latency"
+            )
             print("| run | pages/s | CPU ms/page | vs. extraction alone | peak RSS MB | stored |")
             print("| --- | ---: | ---: | ---: | ---: | --- |")
             print(f"| trafilatura alone (baseline) | — | {base_cpu * 1000:.1f} | 1.00x | — | — |")

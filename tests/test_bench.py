@@ -62,6 +62,8 @@ def test_crawl_benchmark_runs_and_reports_ratios() -> None:
             "25",
             "--memory-via",
             "sitemap",
+            "--latency",
+            "0.01",
         ],
         cwd=REPO,
         capture_output=True,
@@ -71,6 +73,8 @@ def test_crawl_benchmark_runs_and_reports_ratios() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
+    assert "served at http://127.0.0.1:" in out
+    assert "with 10 ms latency" in out
     assert "| trafilatura alone (baseline) | — |" in out
     row = re.search(r"\| deportwatch crawl, SQLite \| [\d.]+ \| [\d.]+ \| ([\d.]+)x \|", out)
     assert row is not None, out
