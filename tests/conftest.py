@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from deportwatch.replay import content_type, snapshot_path
 from pipeline.writer import ArchiveWriter
+from tests.loopback import LoopbackServer
 
 pytest_plugins = ["tests.corpus"]
 
@@ -154,7 +155,7 @@ class LoopbackSite:
         self.redirects: dict[str, str] = {}  # path -> Location of a 301
         self.delays: dict[str, float] = {}  # path -> seconds before the answer
         handler = type("Handler", (SiteHandler,), {"site": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = LoopbackServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -211,7 +212,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LoopbackServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackServer
 
 HANG_SECONDS = 6.0  # longer than the download timeout the matrix crawl uses
 BIG = 50 * 1024 * 1024
@@ -88,8 +90,7 @@ class FaultWeb:
         self.routes: dict[str, Behaviour] = {}
         self._lock = threading.Lock()
         handler = type("Handler", (FaultHandler,), {"web": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackServer(("127.0.0.1", 0), handler)
         self.port = self.server.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
         # The same server under another name: another site, as far as a crawl knows.
