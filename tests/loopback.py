@@ -17,8 +17,6 @@ class LoopbackServer(ThreadingHTTPServer):
     error is still printed.
     """
 
-    daemon_threads = True
-
     def handle_error(self, request: object, client_address: object) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
