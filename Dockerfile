@@ -13,6 +13,7 @@ WORKDIR /app
 # The project's own files only; data, logs and secrets never enter the image.
 COPY pyproject.toml README.md ./
 COPY deportwatch ./deportwatch
+COPY service ./service
 COPY spiders ./spiders
 COPY pipeline ./pipeline
 COPY db ./db

@@ -1,7 +1,7 @@
 """The background service: every enabled source crawled on its schedule.
 
 APScheduler (3.x, a ``BackgroundScheduler``) keeps one job per enabled source.
-A job runs the source's crawl in a child process (``deportwatch.child``) and
+A job runs the source's crawl in a child process (``service.child``) and
 waits for it, so the pool's size is the limit on concurrent crawls; the
 scheduler process itself never starts Twisted. After each crawl, newly
 flagged stories and health changes are queued and sent as alerts.
@@ -34,16 +34,16 @@ from sqlalchemy import Engine
 
 from db.engine import make_sessionmaker, make_writer_engine
 from db.migrate import upgrade
-from db.repository import last_runs
+from db.repository.runs import last_runs
 from db.types import utcnow
-from deportwatch.alerts import alert_targets, queue_health_alerts, queue_story_alerts, send_alerts
-from deportwatch.child import KILL_AFTER, ChildCrawl, CrawlResult
-from deportwatch.errors import ConfigError
-from deportwatch.events import log_event
-from deportwatch.health import FAILED_OUTCOMES
-from deportwatch.keywords import load_taxonomy
-from deportwatch.settings import Settings
-from deportwatch.sources import Schedule, Source, SourcesFile, interval_delta, read_sources
+from deportwatch.archive.health import FAILED_OUTCOMES
+from deportwatch.config.errors import ConfigError
+from deportwatch.config.keywords import load_taxonomy
+from deportwatch.config.settings import Settings
+from deportwatch.config.sources import Schedule, Source, SourcesFile, interval_delta, read_sources
+from service.alerts import alert_targets, queue_health_alerts, queue_story_alerts, send_alerts
+from service.child import KILL_AFTER, ChildCrawl, CrawlResult
+from service.events import log_event
 
 CRON_JITTER_CAP = 30.0  # seconds; a cron line may fire every minute
 

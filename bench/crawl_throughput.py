@@ -48,8 +48,8 @@ from bench.synthetic_site import SyntheticSite
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from db.models import Article, CrawlRun
-from deportwatch.keywords import load_taxonomy
-from deportwatch.reflag import reflag
+from deportwatch.archive.reflag import reflag
+from deportwatch.config.keywords import load_taxonomy
 from pipeline.matcher import Matcher
 
 ROOT = Path(__file__).parent.parent

@@ -26,13 +26,13 @@ from sqlalchemy import insert, select
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from db.models import Article, LshBand, StoryCluster
-from db.repository import ensure_source
+from db.repository.runs import ensure_source
 from pipeline.dedup import DedupPipeline
+from pipeline.items import ArticleItem
 from pipeline.normalize import NormalizePipeline
 from pipeline.similarity import band_keys, signature
 from pipeline.store import StorePipeline
 from pipeline.writer import ArchiveWriter
-from spiders.items import ArticleItem
 
 VOCABULARY = [f"w{i}" for i in range(20_000)]
 WORDS_PER_ARTICLE = 180

@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from deportwatch.keywords import load_taxonomy
+from deportwatch.config.keywords import load_taxonomy
 from pipeline.matcher import Matcher
 
 LABELED = Path(__file__).parent.parent / "tests" / "fixtures" / "flagging"

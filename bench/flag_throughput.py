@@ -16,7 +16,7 @@ import re
 import time
 from pathlib import Path
 
-from deportwatch.keywords import load_taxonomy
+from deportwatch.config.keywords import load_taxonomy
 from pipeline.matcher import Matcher
 
 ROOT = Path(__file__).parent.parent

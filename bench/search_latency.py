@@ -238,7 +238,7 @@ def export_rss(url: str, workdir: Path) -> tuple[float, float]:
     """Peak RSS (MB) and seconds of ``deportwatch export --format jsonl`` of everything."""
     script = (
         "import resource, sys, time\n"
-        "from deportwatch.cli import main\n"
+        "from deportwatch.cli.app import main\n"
         "sys.argv = ['deportwatch', 'export', '--format', 'jsonl', '-o', sys.argv[1]]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n"

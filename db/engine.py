@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from deportwatch.errors import ConfigError
+from deportwatch.config.errors import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 

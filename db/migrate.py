@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from db.engine import describe_url, explain_database_error, make_engine, make_writer_engine
-from deportwatch.errors import DeportwatchError
+from deportwatch.config.errors import DeportwatchError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

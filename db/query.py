@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from deportwatch.errors import UsageError
+from deportwatch.config.errors import UsageError
 
 # Letters and digits: the characters both indexes (FTS5 unicode61, PostgreSQL's
 # default parser) keep in a token; anything else separates tokens.

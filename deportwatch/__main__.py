@@ -1,3 +1,3 @@
-from deportwatch.cli import main
+from deportwatch.cli.app import main
 
 main()

@@ -21,17 +21,17 @@ from typing import Self
 from scrapy.crawler import Crawler
 from sqlalchemy.orm import Session
 
-from db.repository import (
+from db.repository.articles import (
     archived_entry,
     article_id_by_hash,
     article_id_by_url,
     band_candidates,
 )
+from pipeline.items import ArticleItem, Item
 from pipeline.similarity import band_keys, signature, similarity
 from pipeline.store import ArchiveStage, spooled, writer_of
 from pipeline.urls import canonical_url
 from pipeline.writer import ArchiveUnavailable, ArchiveWriter
-from spiders.items import ArticleItem, Item
 
 DEFAULT_THRESHOLD = 0.5
 

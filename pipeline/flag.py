@@ -7,9 +7,9 @@ from typing import Self
 
 from scrapy.crawler import Crawler
 
-from deportwatch.keywords import load_taxonomy
+from deportwatch.config.keywords import load_taxonomy
+from pipeline.items import ArticleItem, Item
 from pipeline.matcher import Matcher
-from spiders.items import ArticleItem, Item
 
 
 class FlagPipeline:

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from deportwatch.keywords import Scope, Taxonomy
+from deportwatch.config.keywords import Scope, Taxonomy
 from pipeline.lexicon import lemmatize
 
 # Words: letters/digits joined by apostrophes (Ukrainian пам'ять, п’ять) but

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 from scrapy.crawler import Crawler
 
 from pipeline.dates import KYIV, parse_date
+from pipeline.items import ArticleItem, Item
 from pipeline.language import detect_language
 from pipeline.text import clean_line, clean_text, content_hash
 from pipeline.urls import canonical_url
-from spiders.items import ArticleItem, Item
 
 
 def choose_canonical(item: ArticleItem) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from db.repository import store_reading
+from db.repository.readings import store_reading
+from pipeline.items import CounterItem, Item
 from pipeline.store import READINGS_STAT, ArchiveStage, spooled
 from pipeline.writer import ArchiveUnavailable
-from spiders.items import CounterItem, Item
 
 
 class ReadingStorePipeline(ArchiveStage):

@@ -6,7 +6,7 @@ items of that batch, and those that arrive while it stays unreachable, are
 appended here as JSON lines, one file per source and process:
 ``<spool>/<database key>/<source>/<UTC time>-<pid>.jsonl``. The next crawl of
 that source reads them back first and sends them through the pipeline again
-(``deportwatch/spool_drain.py``), so an article that was fetched is never
+(``deportwatch/crawl/spool_drain.py``), so an article that was fetched is never
 lost because the archive was away; storing is idempotent, so an item read
 back twice is stored once.
 
@@ -34,7 +34,7 @@ from typing import IO, Any
 
 from sqlalchemy.engine import make_url
 
-from spiders.items import ArticleItem, CounterItem, DateCandidate, Item
+from pipeline.items import ArticleItem, CounterItem, DateCandidate, Item
 
 log = logging.getLogger(__name__)
 

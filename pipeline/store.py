@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import SourceRow
-from db.repository import (
+from db.repository.articles import (
     StoreOutcome,
     StoryLink,
     apply_flag,
@@ -26,8 +26,8 @@ from db.repository import (
     set_signature,
     update_article,
 )
+from pipeline.items import ArticleItem, Item
 from pipeline.writer import ArchiveUnavailable, ArchiveWriter, release, shared_writer
-from spiders.items import ArticleItem, Item
 
 STAT_PREFIX = "deportwatch/articles"
 FLAGGED_STAT = "deportwatch/flagged/new"

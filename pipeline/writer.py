@@ -49,9 +49,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from db.engine import make_writer_engine
-from deportwatch.errors import DeportwatchError
+from deportwatch.config.errors import DeportwatchError
+from pipeline.items import Item
 from pipeline.spool import Spool
-from spiders.items import Item
 
 log = logging.getLogger(__name__)
 

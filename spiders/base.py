@@ -20,12 +20,12 @@ from twisted.python.failure import Failure
 
 from db.engine import make_engine, make_sessionmaker
 from db.models import FetchState
-from db.repository import KnownEntry, fetch_state, known_entries
-from deportwatch.sources import Source
+from db.repository.runs import KnownEntry, fetch_state, known_entries
+from deportwatch.config.sources import Source
+from pipeline.items import ArticleItem
 from pipeline.urls import canonical_url
 from spiders.extract import FeedHints, extract_article
 from spiders.failures import describe_failure
-from spiders.items import ArticleItem
 
 MAX_ERROR_LINES = 20  # the run keeps the first few messages; the count keeps them all
 PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml"})

@@ -23,8 +23,8 @@ from bs4 import BeautifulSoup, Tag
 from scrapy.http import Response, TextResponse
 
 from pipeline.dates import KYIV, parse_date
+from pipeline.items import CounterItem
 from spiders.base import SourceSpider
-from spiders.items import CounterItem
 
 # Digits grouped by spaces (incl. U+00A0 no-break, U+202F narrow no-break), commas
 # or dots, or plain digits. A year-like 4-digit number alone is still a number:

@@ -14,8 +14,8 @@ import htmldate
 import trafilatura
 from parsel import Selector
 
-from deportwatch.sources import Selectors
-from spiders.items import DateCandidate
+from deportwatch.config.sources import Selectors
+from pipeline.items import DateCandidate
 from spiders.metadata import read_metadata
 
 # Cross-links inside article bodies ("Read also: <other story>") are not the

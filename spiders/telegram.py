@@ -24,10 +24,10 @@ from bs4 import BeautifulSoup
 from bs4.element import NavigableString, Tag
 from scrapy.http import Response, TextResponse
 
-from deportwatch.sources import telegram_channel
+from deportwatch.config.sources import telegram_channel
+from pipeline.items import ArticleItem, DateCandidate
 from pipeline.urls import canonical_url
 from spiders.base import SourceSpider
-from spiders.items import ArticleItem, DateCandidate
 
 TITLE_CHARS = 140  # a post has no title: its first line, cut at a word
 _SUFFIX = {"K": 1_000, "M": 1_000_000}

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
-from deportwatch.replay import content_type, snapshot_path
 from pipeline.writer import ArchiveWriter
+from spiders.middlewares.replay import content_type, snapshot_path
 from tests.loopback import LoopbackServer
 
 pytest_plugins = ["tests.corpus"]

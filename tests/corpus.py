@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from db.models import Article, ArticleVersion, FlagMatch, SourceRow, StoryCluster
-from db.repository import ensure_source
+from db.repository.runs import ensure_source
 
 HOSTILE_TITLE = '<script>alert("title")</script> Children taken to Crimea'
 HOSTILE_TEXT = (

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from scrapy.http import HtmlResponse, Request, XmlResponse
 
-from deportwatch.replay import snapshot_path
-from spiders.items import ArticleItem, DateCandidate
+from pipeline.items import ArticleItem, DateCandidate
+from spiders.middlewares.replay import snapshot_path
 from tests.conftest import REPO, WEB
 
 FETCHED = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)

@@ -9,16 +9,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import Alert, Article, CrawlRun, SourceRow, StoryCluster
-from db.repository import ensure_source
+from db.repository.runs import ensure_source
 from db.types import utcnow
-from deportwatch.alerts import (
+from deportwatch.config.errors import ConfigError
+from deportwatch.config.sources import Source
+from service.alerts import (
     alert_targets,
     queue_health_alerts,
     queue_story_alerts,
     send_alerts,
 )
-from deportwatch.errors import ConfigError
-from deportwatch.sources import Source
 from tests.conftest import WebhookReceiver
 from tests.test_e2e import closed_port
 

@@ -10,7 +10,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from db.migrate import head_revision
-from deportwatch.cli import app
+from deportwatch.cli.app import app
 from tests.conftest import REPO
 
 runner = CliRunner()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deportwatch.settings import Settings
+from deportwatch.config.settings import Settings
 from tests.conftest import REPO
 from tests.helpers import DEPORTWATCH
 

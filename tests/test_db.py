@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from db.engine import make_engine
 from db.migrate import current_revision, head_revision, upgrade
 from db.models import Base, CrawlRun
-from db.repository import RunCounts, ensure_source, finish_run, last_runs, start_run
+from db.repository.runs import RunCounts, ensure_source, finish_run, last_runs, start_run
 from db.search import SEARCH_INDEX_NAMES
 
 

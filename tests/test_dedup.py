@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 
 from db.engine import make_sessionmaker
 from db.models import Article, ArticleVersion, LshBand, StoryCluster
-from db.repository import ensure_source
-from deportwatch.cli import app
+from db.repository.runs import ensure_source
+from deportwatch.cli.app import app
 from pipeline.dedup import DedupPipeline
+from pipeline.items import DateCandidate
 from pipeline.normalize import NormalizePipeline
 from pipeline.similarity import (
     BANDS,
@@ -29,7 +30,6 @@ from pipeline.similarity import (
 )
 from pipeline.store import StorePipeline
 from pipeline.writer import ArchiveWriter
-from spiders.items import DateCandidate
 from tests.helpers import FETCHED, article_item
 
 STORY = (

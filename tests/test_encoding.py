@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deportwatch.encoding import actual_encoding
+from spiders.middlewares.encoding import actual_encoding
 from tests.fault_web import EN_BODY, UK_BODY, article_html
 
 UK = article_html("Росія вивезла дітей", UK_BODY, charset=None)

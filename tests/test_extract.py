@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from scrapy.http import HtmlResponse
 
-from deportwatch.sources import Selectors, load_sources
+from deportwatch.config.sources import Selectors, load_sources
+from pipeline.items import DateCandidate
 from spiders.extract import FeedHints, extract_article
-from spiders.items import DateCandidate
 from tests.conftest import REPO
 from tests.helpers import snapshot_response
 

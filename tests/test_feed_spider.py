@@ -8,10 +8,10 @@ import pytest
 from scrapy import Request
 from scrapy.http import HtmlResponse, Response, TextResponse, XmlResponse
 
-from deportwatch.sources import Source, load_sources, parse_sources
+from deportwatch.config.sources import Source, load_sources, parse_sources
+from pipeline.items import ArticleItem
 from spiders.extract import FeedHints
 from spiders.feed import FeedSpider, entry_hints, update_period
-from spiders.items import ArticleItem
 from tests.conftest import REPO
 from tests.helpers import snapshot_response
 

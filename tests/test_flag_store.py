@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from db.engine import make_sessionmaker
 from db.models import Article, FlagMatch
-from db.repository import ensure_source
-from deportwatch.cli import app
-from deportwatch.keywords import load_taxonomy, parse_taxonomy
-from deportwatch.reflag import reflag
+from db.repository.runs import ensure_source
+from deportwatch.archive.reflag import reflag
+from deportwatch.cli.app import app
+from deportwatch.config.keywords import load_taxonomy, parse_taxonomy
 from pipeline.flag import FlagPipeline
 from pipeline.matcher import Matcher
 from pipeline.normalize import NormalizePipeline

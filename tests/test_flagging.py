@@ -9,9 +9,9 @@ import pytest
 from simplemma.strategies import DefaultStrategy
 
 from bench.eval_flagging import EVAL_SETS, evaluate
-from deportwatch.errors import ConfigError
-from deportwatch.keywords import Taxonomy, load_taxonomy, parse_taxonomy
-from deportwatch.sources import Selectors
+from deportwatch.config.errors import ConfigError
+from deportwatch.config.keywords import Taxonomy, load_taxonomy, parse_taxonomy
+from deportwatch.config.sources import Selectors
 from pipeline import lexicon
 from pipeline import matcher as matcher_module
 from pipeline.language import detect_language

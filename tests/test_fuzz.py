@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from parsel import Selector
 
-from deportwatch.keywords import load_taxonomy
-from deportwatch.sources import Selectors
+from deportwatch.config.keywords import load_taxonomy
+from deportwatch.config.sources import Selectors
 from pipeline.dates import parse_date
 from pipeline.language import detect_language
 from pipeline.matcher import Matcher

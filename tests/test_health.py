@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from db.models import Article
-from db.repository import RunCounts, ensure_source, finish_run, start_run
-from deportwatch.cli import app
-from deportwatch.health import source_health
-from deportwatch.sources import Source, parse_sources
+from db.repository.runs import RunCounts, ensure_source, finish_run, start_run
+from deportwatch.archive.health import source_health
+from deportwatch.cli.app import app
+from deportwatch.config.sources import Source, parse_sources
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

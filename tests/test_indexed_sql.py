@@ -19,8 +19,8 @@ from scrapy.utils.test import get_crawler
 from sqlalchemy import Engine, event, text
 
 from db.engine import make_sessionmaker
-from db.repository import ensure_source, known_entries
-from deportwatch.keywords import load_taxonomy
+from db.repository.runs import ensure_source, known_entries
+from deportwatch.config.keywords import load_taxonomy
 from pipeline.dedup import DedupPipeline
 from pipeline.flag import FlagPipeline
 from pipeline.matcher import Matcher

@@ -9,9 +9,9 @@ import pytest
 from scrapy import Request
 from scrapy.http import HtmlResponse, Response
 
-from deportwatch.sources import load_sources
+from deportwatch.config.sources import load_sources
+from pipeline.items import ArticleItem, CounterItem, DateCandidate
 from spiders.counters import CountersSpider, metric_for, parse_as_of, parse_counters, parse_number
-from spiders.items import ArticleItem, CounterItem, DateCandidate
 from spiders.listing import ListingSpider
 from spiders.sitemap import SitemapError, SitemapSpider, read_sitemap
 from spiders.telegram import TelegramSpider, parse_channel_page, parse_views

@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 
 from db.engine import make_sessionmaker
 from db.models import Article
-from db.repository import ensure_source
+from db.repository.runs import ensure_source
+from pipeline.items import DateCandidate
 from pipeline.normalize import NormalizePipeline
 from pipeline.store import StorePipeline
 from pipeline.writer import ArchiveWriter
-from spiders.items import DateCandidate
 from tests.helpers import FETCHED, article_item
 
 

@@ -22,11 +22,11 @@ from sqlalchemy import select
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from db.models import CrawlRun, SourceRow
-from db.repository import ensure_source, start_run
-from deportwatch.child import ChildCrawl
-from deportwatch.settings import Settings
-from deportwatch.sources import Source, parse_sources
+from db.repository.runs import ensure_source, start_run
+from deportwatch.config.settings import Settings
+from deportwatch.config.sources import Source, parse_sources
 from scheduler import Service, make_trigger, next_due
+from service.child import ChildCrawl
 from tests.conftest import REPO, WEB, LoopbackSite, WebhookReceiver
 from tests.helpers import DEPORTWATCH, cli_env, feed, run_cli
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from db.models import Article
 from db.query import QueryError, fts5_expression, parse_query, tsquery_expression
 from db.search import Filters, search
-from deportwatch.cli import app
+from deportwatch.cli.app import app
 from tests.conftest import REPO
 from tests.helpers import DEPORTWATCH
 

@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from deportwatch.sources import load_sources
+from deportwatch.config.sources import load_sources
+from pipeline.items import ArticleItem
 from pipeline.normalize import NormalizePipeline
 from pipeline.urls import canonical_url
 from spiders import SPIDERS_BY_KIND
 from spiders.extract import FeedHints
-from spiders.items import ArticleItem
 from tests.conftest import FIXTURES, REPO, WEB
 from tests.fixtures import snapshots
 from tests.fixtures.snapshots import Page

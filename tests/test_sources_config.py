@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from deportwatch.errors import ConfigError
-from deportwatch.sources import load_sources, parse_sources
+from deportwatch.config.errors import ConfigError
+from deportwatch.config.sources import load_sources, parse_sources
 from tests.conftest import REPO
 
 VALID = {

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from db.engine import make_engine, make_sessionmaker
 from db.models import Article, CounterReading, CrawlRun, FetchState, SourceRow
-from deportwatch.cli import app
-from deportwatch.sources import load_sources
+from deportwatch.cli.app import app
+from deportwatch.config.sources import load_sources
 from tests.conftest import FIXTURES, REPO, WEB, fresh_database
 from tests.helpers import run_cli
 

@@ -15,13 +15,13 @@ from scrapy.utils.test import get_crawler
 from sqlalchemy import Engine
 
 from db.engine import make_sessionmaker, make_writer_engine
-from db.repository import ensure_source
+from db.repository.runs import ensure_source
 from pipeline.dedup import DedupPipeline
+from pipeline.items import ArticleItem, CounterItem, DateCandidate
 from pipeline.normalize import NormalizePipeline
 from pipeline.spool import Spool, database_key, from_record, read_items, to_record
 from pipeline.store import StorePipeline
 from pipeline.writer import ArchiveWriter
-from spiders.items import ArticleItem, CounterItem, DateCandidate
 from tests.helpers import article_item
 from tests.test_dedup import STORY
 

@@ -10,9 +10,9 @@ from scrapy.extensions.throttle import AutoThrottle
 from scrapy.http import Response
 from scrapy.utils.test import get_crawler
 
-from deportwatch.crawl import scrapy_settings
-from deportwatch.settings import load_settings
-from deportwatch.throttle import ConditionalAwareAutoThrottle
+from deportwatch.config.settings import load_settings
+from deportwatch.crawl.runner import scrapy_settings
+from spiders.middlewares.throttle import ConditionalAwareAutoThrottle
 
 URL = "http://127.0.0.1/article"
 
@@ -44,4 +44,4 @@ def test_the_crawl_uses_it_in_place_of_the_stock_one(tmp_path: Path) -> None:
     settings = load_settings(database_url=f"sqlite:///{tmp_path / 'a.db'}")
     extensions = scrapy_settings(settings, None)["EXTENSIONS"]
     assert extensions["scrapy.extensions.throttle.AutoThrottle"] is None
-    assert "deportwatch.throttle.ConditionalAwareAutoThrottle" in extensions
+    assert "spiders.middlewares.throttle.ConditionalAwareAutoThrottle" in extensions

@@ -19,8 +19,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from db.models import Article, CounterReading, CrawlRun
-from db.repository import ensure_source
-from deportwatch.settings import load_settings
+from db.repository.runs import ensure_source
+from deportwatch.config.settings import load_settings
 from deportwatch.web import pages
 from deportwatch.web.app import create_app
 from tests.conftest import REPO

@@ -15,7 +15,8 @@ from sqlalchemy.exc import OperationalError
 
 from db.engine import make_engine, make_sessionmaker, make_writer_engine
 from db.models import Article, LshBand
-from db.repository import StoryLink, ensure_source, insert_article
+from db.repository.articles import StoryLink, insert_article
+from db.repository.runs import ensure_source
 from pipeline.dedup import DedupPipeline
 from pipeline.normalize import NormalizePipeline
 from pipeline.spool import Spool, read_items

@@ -8,7 +8,7 @@ from sqlalchemy import Connection
 
 from db.engine import make_engine
 from db.models import Base
-from deportwatch.settings import load_settings
+from deportwatch.config.settings import load_settings
 
 target_metadata = Base.metadata
 

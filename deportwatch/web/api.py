@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from deportwatch.dates import parse_since
+from deportwatch.archive.dates import parse_since
 from deportwatch.web.deps import MAX_ID, PageDep, SearchDep, SessionDep, SettingsDep
 from deportwatch.web.views import (
     NotFoundError,

@@ -23,8 +23,8 @@ from starlette.exceptions import HTTPException
 
 from db.engine import make_readonly_engine, make_sessionmaker
 from deportwatch import __version__
-from deportwatch.errors import UsageError
-from deportwatch.settings import Settings
+from deportwatch.config.errors import UsageError
+from deportwatch.config.settings import Settings
 from deportwatch.web import api, feeds, pages
 from deportwatch.web.render import environment
 

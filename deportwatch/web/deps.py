@@ -10,8 +10,8 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from db.search import Filters
-from deportwatch.filters import build_filters
-from deportwatch.settings import Settings
+from deportwatch.archive.filters import build_filters
+from deportwatch.config.settings import Settings
 
 PAGE_SIZE = 20
 MAX_PAGE = 500

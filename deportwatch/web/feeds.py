@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from db.search import Filters, search
-from deportwatch.export import row_record, write_atom
-from deportwatch.filters import build_filters
+from deportwatch.archive.export import row_record, write_atom
+from deportwatch.archive.filters import build_filters
 from deportwatch.web.deps import SessionDep, SettingsDep
 
 FEED_STORIES = 50

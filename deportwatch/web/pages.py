@@ -8,8 +8,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from deportwatch.dates import parse_since
-from deportwatch.filters import LANGUAGES, known_categories, known_sources
+from deportwatch.archive.dates import parse_since
+from deportwatch.archive.filters import LANGUAGES, known_categories, known_sources
 from deportwatch.web.chart import line_chart
 from deportwatch.web.deps import (
     MAX_ID,

@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 
 from db.models import CrawlRun, SourceRow
 from db.search import Filters, search
-from deportwatch.errors import UsageError
-from deportwatch.export import hit_record
-from deportwatch.figures import figure_records
-from deportwatch.health import archive_health
-from deportwatch.settings import Settings
-from deportwatch.show import article_record, iso_time, load_article, version_diffs
-from deportwatch.sources import load_sources
+from deportwatch.archive.export import hit_record
+from deportwatch.archive.figures import figure_records
+from deportwatch.archive.health import archive_health
+from deportwatch.archive.show import article_record, iso_time, load_article, version_diffs
+from deportwatch.config.errors import UsageError
+from deportwatch.config.settings import Settings
+from deportwatch.config.sources import load_sources
 
 RECENT_RUNS = 10
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from twisted.python.failure import Failure
 
 from db.models import CrawlRun
-from db.repository import RunCounts, finish_run, mark_checked, mark_seen, save_fetch_state
+from db.repository.runs import RunCounts, finish_run, mark_checked, mark_seen, save_fetch_state
 from db.types import utcnow
 from pipeline.spool import RUNS, Spool, read_records
 from pipeline.store import FLAGGED_STAT, READINGS_STAT, STAT_PREFIX, UNDATED_STAT, writer_of

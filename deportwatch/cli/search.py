@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 from db.engine import make_sessionmaker
 from db.migrate import open_archive
 from db.search import Filters, iter_matches, search
-from deportwatch.cli import _highlight, _settings, app, err, out, reported_errors
-from deportwatch.export import (
+from deportwatch.archive.export import (
     EXPORT_FIELDS,
     SEARCH_FIELDS,
     hit_record,
@@ -29,8 +28,9 @@ from deportwatch.export import (
     write_csv,
     write_jsonl,
 )
-from deportwatch.filters import build_filters
-from deportwatch.settings import Settings
+from deportwatch.archive.filters import build_filters
+from deportwatch.cli.common import err, highlight, out, reported_errors
+from deportwatch.config.settings import Settings, load_settings
 
 
 class Language(StrEnum):
@@ -94,7 +94,6 @@ def _filters(
     )
 
 
-@app.command("search")
 def search_command(
     *,
     query: Annotated[
@@ -121,7 +120,7 @@ def search_command(
     deportwatch search Skadovsk --since 2023-06-01 --source ombudsman-uk --format json
     """
     with reported_errors():
-        settings = _settings()
+        settings = load_settings()
         with open_archive(settings.database_url) as engine, make_sessionmaker(engine)() as session:
             filters = _filters(
                 session,
@@ -160,7 +159,7 @@ def _print_hits(records: list[dict[str, object]], all_copies: bool) -> None:
             escape(str(sources)),
             escape(str(r["title"])),
             ", ".join(r["flag_categories"]),  # type: ignore[arg-type]
-            _highlight(str(r["snippet"])),
+            highlight(str(r["snippet"])),
         )
     out.print(table)
     if not records:
@@ -182,7 +181,6 @@ def _destination(path: Path | None) -> Iterator[TextIO]:
         partial.unlink(missing_ok=True)
 
 
-@app.command("export")
 def export_command(
     *,
     output: Annotated[ExportFormat, typer.Option("--format", help="Output format.")],
@@ -203,7 +201,7 @@ def export_command(
     -o flagged-2023.jsonl · deportwatch export --format atom --flagged -o flagged.atom
     """
     with reported_errors():
-        settings = _settings()
+        settings = load_settings()
         with (
             open_archive(settings.database_url) as engine,
             make_sessionmaker(engine)() as session,

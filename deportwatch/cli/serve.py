@@ -14,8 +14,9 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import make_url
 
-from deportwatch.cli import _settings, app, err, reported_errors
-from deportwatch.errors import UsageError
+from deportwatch.cli.common import err, reported_errors
+from deportwatch.config.errors import UsageError
+from deportwatch.config.settings import load_settings
 
 
 def _check_can_listen(host: str, port: int) -> None:
@@ -33,7 +34,6 @@ def _check_can_listen(host: str, port: int) -> None:
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-@app.command()
 def serve(
     host: Annotated[
         str | None,
@@ -50,7 +50,7 @@ def serve(
     Example: deportwatch serve --port 8080, then open http://127.0.0.1:8080/
     """
     with reported_errors():
-        settings = _settings()
+        settings = load_settings()
         host = host or settings.web_host
         port = port or settings.web_port
         _check_can_listen(host, port)

@@ -22,11 +22,11 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import CrawlRun
-from db.repository import ensure_source, start_run
+from db.repository.runs import ensure_source, start_run
 from db.types import utcnow
-from deportwatch.crawl import RunSummary
-from deportwatch.events import log_event
-from deportwatch.sources import Source
+from deportwatch.config.sources import Source
+from deportwatch.crawl.runner import RunSummary
+from service.events import log_event
 
 KILL_AFTER = 10.0  # seconds a child gets to close its run after SIGTERM, before SIGKILL
 OUTPUT_TAIL = 4000  # characters of a child's output kept for a crash report

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from deportwatch.errors import ConfigError
+from deportwatch.config.errors import ConfigError
 
 SourceKind = Literal["feed", "sitemap", "listing", "telegram", "counters"]
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"

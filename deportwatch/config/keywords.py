@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from deportwatch.errors import ConfigError
+from deportwatch.config.errors import ConfigError
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 Scope = Literal["sentence", "document"] | int

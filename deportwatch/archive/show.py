@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from db.models import Article, StoryCluster
-from db.repository import MatchLike
-from deportwatch.errors import UsageError
+from db.repository.articles import MatchLike
+from deportwatch.config.errors import UsageError
 
 
 def load_article(session: Session, article_id: int) -> Article:

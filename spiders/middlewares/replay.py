@@ -21,7 +21,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 from scrapy.responsetypes import responsetypes
 
-from deportwatch.errors import ConfigError
+from deportwatch.config.errors import ConfigError
 
 INDEX_NAMES = ("index.html", "index.xml", "index")
 SNAPSHOT_FILE = "snapshot.toml"  # optional: taken_at = <when the snapshot was recorded>

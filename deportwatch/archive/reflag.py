@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from db.models import Article, SourceRow
-from db.repository import apply_flag
+from db.repository.articles import apply_flag
 from db.types import utcnow
 from pipeline.matcher import Matcher
 

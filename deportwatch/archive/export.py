@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 from db.models import Article
 from db.search import Hit
 from db.types import utcnow
-from deportwatch.show import category_list, iso_time, match_record
+from deportwatch.archive.show import category_list, iso_time, match_record
 
 SEARCH_FIELDS = [
     "id",

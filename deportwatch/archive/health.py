@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Article, CounterReading, CrawlRun, SourceRow
 from db.types import utcnow
-from deportwatch.sources import Source
+from deportwatch.config.sources import Source
 
 RECENT_RUNS = 10  # runs looked at for failure and empty-run streaks
 RECENT_ITEMS = 50  # articles looked at for missing dates and bodies

@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 from db.models import SourceRow
 from db.query import parse_query
 from db.search import Filters
-from deportwatch.dates import parse_since
-from deportwatch.errors import UsageError
-from deportwatch.keywords import load_taxonomy
-from deportwatch.settings import Settings
-from deportwatch.sources import load_sources
+from deportwatch.archive.dates import parse_since
+from deportwatch.config.errors import UsageError
+from deportwatch.config.keywords import load_taxonomy
+from deportwatch.config.settings import Settings
+from deportwatch.config.sources import load_sources
 
 LANGUAGES = ("uk", "ru", "en")
 

@@ -35,11 +35,11 @@ from sqlalchemy.orm import Session
 
 from db.models import Alert, AlertDelivery, Article, CrawlRun, FlagMatch, SourceRow
 from db.types import utcnow
-from deportwatch.errors import ConfigError
-from deportwatch.events import log_event
-from deportwatch.health import archive_health
-from deportwatch.show import category_list
-from deportwatch.sources import Source
+from deportwatch.archive.health import archive_health
+from deportwatch.archive.show import category_list
+from deportwatch.config.errors import ConfigError
+from deportwatch.config.sources import Source
+from service.events import log_event
 
 STORIES_PER_MESSAGE = 20  # a batch lists this many stories, then says how many more
 

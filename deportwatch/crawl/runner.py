@@ -20,16 +20,16 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from db.engine import describe_url, explain_database_error, make_sessionmaker
 from db.migrate import open_archive
 from db.models import CrawlRun
-from db.repository import close_abandoned_runs, ensure_source, runs_by_id, start_run, take_run
-from deportwatch.errors import DeportwatchError, UsageError
-from deportwatch.logs import setup_crawl_logging
-from deportwatch.replay import snapshot_time
-from deportwatch.runs import apply_spooled_runs
-from deportwatch.settings import Settings
-from deportwatch.sources import Source
+from db.repository.runs import close_abandoned_runs, ensure_source, runs_by_id, start_run, take_run
+from deportwatch.config.errors import DeportwatchError, UsageError
+from deportwatch.config.settings import Settings
+from deportwatch.config.sources import Source
+from deportwatch.crawl.logs import setup_crawl_logging
+from deportwatch.crawl.runs import apply_spooled_runs
 from pipeline.spool import Spool
 from spiders import SPIDERS_BY_KIND
 from spiders.base import SourceSpider
+from spiders.middlewares.replay import snapshot_time
 
 
 @dataclass(frozen=True)
@@ -68,16 +68,16 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
     """A polite monitor: robots.txt, AutoThrottle, bounded sizes, retries with backoff."""
     middlewares: dict[str, int | None] = {
         "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
-        "deportwatch.retry.BackoffRetryMiddleware": 550,
+        "spiders.middlewares.retry.BackoffRetryMiddleware": 550,
         # Responses pass middlewares from the highest number down: pages are
         # decompressed (590) before their encoding is checked, and a redirect
         # is vetted before Scrapy's redirect middleware (600) follows it.
-        "deportwatch.encoding.CharsetRepairMiddleware": 580,
-        "deportwatch.redirects.RedirectGuardMiddleware": 650,
+        "spiders.middlewares.encoding.CharsetRepairMiddleware": 580,
+        "spiders.middlewares.redirects.RedirectGuardMiddleware": 650,
     }
     if replay_dir is not None:
         # After robots.txt, offsite and retry, in place of the network.
-        middlewares["deportwatch.replay.ReplayMiddleware"] = 950
+        middlewares["spiders.middlewares.replay.ReplayMiddleware"] = 950
     return {
         "BOT_NAME": "deportwatch",
         "USER_AGENT": settings.user_agent,
@@ -97,10 +97,10 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": "INFO",
-        "LOG_INSTALL_ROOT_HANDLER": False,  # deportwatch.logs routes the records
+        "LOG_INSTALL_ROOT_HANDLER": False,  # deportwatch.crawl.logs routes the records
         "DOWNLOADER_MIDDLEWARES": middlewares,
-        "SPIDER_MIDDLEWARES": {"deportwatch.spool_drain.SpoolDrainMiddleware": 50},
-        "LOG_FORMATTER": "deportwatch.logs.ItemLogFormatter",
+        "SPIDER_MIDDLEWARES": {"deportwatch.crawl.spool_drain.SpoolDrainMiddleware": 50},
+        "LOG_FORMATTER": "deportwatch.crawl.logs.ItemLogFormatter",
         "ITEM_PIPELINES": {
             "pipeline.normalize.NormalizePipeline": 100,
             "pipeline.dedup.DedupPipeline": 300,
@@ -109,9 +109,9 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
             "pipeline.readings.ReadingStorePipeline": 910,
         },
         "EXTENSIONS": {
-            "deportwatch.runs.CrawlRunRecorder": 0,
+            "deportwatch.crawl.runs.CrawlRunRecorder": 0,
             "scrapy.extensions.throttle.AutoThrottle": None,
-            "deportwatch.throttle.ConditionalAwareAutoThrottle": 0,
+            "spiders.middlewares.throttle.ConditionalAwareAutoThrottle": 0,
         },
         "DEPORTWATCH_DATABASE_URL": settings.database_url,
         "DEPORTWATCH_SPOOL_DIR": str(settings.spool_dir),

@@ -6,8 +6,8 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from db.repository import counter_metrics, counter_series
-from deportwatch.errors import UsageError
+from db.repository.readings import counter_metrics, counter_series
+from deportwatch.config.errors import UsageError
 
 FIELDS = ("as_of", "metric", "value", "source", "label", "fetched_at", "url")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from deportwatch.errors import ConfigError
-from deportwatch.sources import check_interval
+from deportwatch.config.errors import ConfigError
+from deportwatch.config.sources import check_interval
 
 DEFAULT_USER_AGENT = (
     "deportwatch/0.1 (+https://github.com/deportwatch/deportwatch; "

@@ -1,0 +1,227 @@
+"""Sources, crawl runs and what a crawl remembers of each page (fetch state, seen, checked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from db.models import (
+    Article,
+    CrawlRun,
+    FetchState,
+    SourceRow,
+)
+from db.types import utcnow
+
+
+def ensure_source(session: Session, name: str, kind: str, enabled: bool = True) -> SourceRow:
+    """The source's row, created or brought in line with the sources file."""
+    row = session.scalar(select(SourceRow).where(SourceRow.name == name))
+    if row is None:
+        row = SourceRow(name=name, kind=kind, enabled=enabled)
+        session.add(row)
+        session.flush()
+    else:
+        row.kind, row.enabled = kind, enabled
+    return row
+
+
+def start_run(session: Session, source_id: int) -> CrawlRun:
+    """A new ``running`` row, owned by this process (``take_run`` hands it on)."""
+    run = CrawlRun(
+        source_id=source_id,
+        outcome="running",
+        pages=0,
+        articles_new=0,
+        articles_updated=0,
+        articles_unchanged=0,
+        errors=0,
+    )
+    take_run(run)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def take_run(run: CrawlRun) -> None:
+    """Mark ``run`` as this process's: the crawl that opened it, or the child
+    process the scheduler opened it for."""
+    run.pid, run.host = os.getpid(), socket.gethostname()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def close_abandoned_runs(session: Session) -> list[int]:
+    """Close the runs left ``running`` by crawl processes of this machine that no
+    longer exist (killed: ``kill -9``, the machine lost power): they are
+    ``crashed``. Runs of other machines, and of live processes, are left alone."""
+    runs = session.scalars(
+        select(CrawlRun).where(
+            CrawlRun.outcome == "running",
+            CrawlRun.host == socket.gethostname(),
+            CrawlRun.pid.is_not(None),
+        )
+    )
+    closed = []
+    for run in runs:
+        assert run.pid is not None
+        if _process_alive(run.pid):
+            continue
+        run.outcome = "crashed"
+        run.finished_at = utcnow()
+        run.error_text = (
+            f"the crawl process (pid {run.pid}) ended without recording how the run ended "
+            "(killed?); what it had stored is kept, the rest is fetched again"
+        )
+        closed.append(run.id)
+    return closed
+
+
+@dataclass(frozen=True)
+class KnownEntry:
+    feed_meta_hash: str | None
+    first_seen_at: datetime
+    etag: str | None = None
+    last_modified: str | None = None
+    checked_at: datetime | None = None
+
+
+def known_entries(session: Session, canonical_urls: list[str]) -> dict[str, KnownEntry]:
+    """Which of these URLs are archived, with what feed metadata: one indexed query."""
+    if not canonical_urls:
+        return {}
+    rows = session.execute(
+        select(
+            Article.canonical_url,
+            Article.feed_meta_hash,
+            Article.first_seen_at,
+            Article.etag,
+            Article.last_modified,
+            Article.checked_at,
+        ).where(Article.canonical_url.in_(canonical_urls))
+    )
+    return {
+        url: KnownEntry(meta, seen, etag, lm, checked)
+        for url, meta, seen, etag, lm, checked in rows
+    }
+
+
+def mark_seen(session: Session, canonical_urls: list[str], seen_at: datetime) -> None:
+    """Entries still listed by their feed but not fetched again: seen all the same."""
+    if canonical_urls:
+        session.execute(
+            update(Article)
+            .where(Article.canonical_url.in_(canonical_urls), Article.last_seen_at < seen_at)
+            .values(last_seen_at=seen_at)
+        )
+
+
+def mark_checked(session: Session, canonical_urls: list[str], checked_at: datetime) -> None:
+    """Pages asked for again that answered 304: checked, unchanged."""
+    if canonical_urls:
+        session.execute(
+            update(Article)
+            .where(Article.canonical_url.in_(canonical_urls))
+            .values(checked_at=checked_at)
+        )
+
+
+def fetch_state(session: Session, url: str) -> FetchState | None:
+    return session.get(FetchState, url)
+
+
+def save_fetch_state(
+    session: Session,
+    url: str,
+    *,
+    etag: str | None,
+    last_modified: str | None,
+    body_hash: str | None,
+    entry_urls: list[str],
+    checked_at: datetime,
+    update_seconds: int | None = None,
+) -> None:
+    state = session.get(FetchState, url) or FetchState(url=url)
+    state.etag, state.last_modified, state.body_hash = etag, last_modified, body_hash
+    state.entry_urls = json.dumps(entry_urls)
+    state.checked_at = checked_at
+    state.update_seconds = update_seconds
+    session.add(state)
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    pages: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    flagged: int = 0
+    duplicate: int = 0
+    undated: int = 0
+    readings: int = 0
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    *,
+    outcome: str,
+    finish_reason: str | None,
+    counts: RunCounts,
+    error_text: str | None,
+    finished_at: datetime | None = None,
+) -> None:
+    run = session.get_one(CrawlRun, run_id)
+    run.finished_at = finished_at or utcnow()
+    run.outcome = outcome
+    run.finish_reason = finish_reason
+    run.pages = counts.pages
+    run.articles_new = counts.new
+    run.articles_updated = counts.updated
+    run.articles_unchanged = counts.unchanged
+    run.errors = counts.errors
+    run.articles_flagged = counts.flagged
+    run.articles_duplicate = counts.duplicate
+    run.articles_undated = counts.undated
+    run.readings_new = counts.readings
+    run.error_text = error_text
+
+
+def last_runs(session: Session) -> dict[str, CrawlRun]:
+    """The newest crawl run of every source, by source name."""
+    newest = (
+        select(CrawlRun.source_id, func.max(CrawlRun.id).label("run_id"))
+        .group_by(CrawlRun.source_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(SourceRow.name, CrawlRun)
+        .join(newest, newest.c.run_id == CrawlRun.id)
+        .join(SourceRow, SourceRow.id == CrawlRun.source_id)
+    )
+    return {name: run for name, run in rows}
+
+
+def runs_by_id(session: Session, run_ids: list[int]) -> list[tuple[str, CrawlRun]]:
+    rows = session.execute(
+        select(SourceRow.name, CrawlRun)
+        .join(SourceRow, SourceRow.id == CrawlRun.source_id)
+        .where(CrawlRun.id.in_(run_ids))
+        .order_by(CrawlRun.id)
+    )
+    return [(name, run) for name, run in rows]

@@ -1,0 +1,1 @@
+"""The ``deportwatch`` command: one module per command group, registered in ``app``."""

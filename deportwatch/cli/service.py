@@ -1,0 +1,192 @@
+"""``deportwatch schedule``, ``sources`` and ``status``: the service and its sources' health."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from db.engine import make_sessionmaker
+from db.migrate import open_archive
+from db.repository.runs import last_runs
+from deportwatch.archive.health import FAILED_OUTCOMES, SourceHealth, archive_health
+from deportwatch.cli.common import out, reported_errors
+from deportwatch.config.settings import Settings, load_settings
+from deportwatch.config.sources import Source, load_sources
+from deportwatch.crawl.runner import waiting_in_spool
+from scheduler import run_service
+from service.events import setup_service_logging
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def schedule(
+    once: Annotated[
+        bool, typer.Option("--once", help="Crawl every due source one time, then exit.")
+    ] = False,
+) -> None:
+    """Run the background service: every enabled source crawled on its schedule.
+
+    Each crawl runs in a child process with a timeout; logs are JSON lines on
+    stdout. SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the sources file.
+    With --once, exits 1 if any crawl failed.
+
+    Examples: deportwatch schedule · deportwatch schedule --once (from cron)
+    """
+    with reported_errors():
+        settings = load_settings()
+        setup_service_logging()
+        results = run_service(settings, once=once)
+    if any(r.outcome in FAILED_OUTCOMES for r in results):
+        raise typer.Exit(1)
+
+
+def list_sources(
+    output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
+        ListFormat.table
+    ),
+) -> None:
+    """List the configured sources with their last crawl's outcome.
+
+    Example: deportwatch sources --format json
+    """
+    with reported_errors():
+        settings = load_settings()
+        config = load_sources(settings.sources)
+        runs = _last_runs_if_any(settings)
+    rows = []
+    for source in config.sources:
+        run = runs.get(source.name)
+        rows.append(
+            {
+                "name": source.name,
+                "kind": source.kind,
+                "languages": list(source.languages),
+                "schedule": source.schedule.describe() if source.schedule else None,
+                "enabled": source.enabled,
+                "start_urls": list(source.start_urls),
+                "last_crawl": run[0] if run else None,
+                "last_outcome": run[1] if run else None,
+            }
+        )
+    if output is ListFormat.json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table(title=f"Sources ({settings.sources})")
+    table.add_column("name", no_wrap=True)
+    for column in ("kind", "languages", "schedule", "enabled", "last crawl", "outcome"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["name"]),
+            str(row["kind"]),
+            ", ".join(row["languages"]),  # type: ignore[arg-type]
+            str(row["schedule"] or "—"),
+            "yes" if row["enabled"] else "no",
+            str(row["last_crawl"] or "never")[:16].replace("T", " "),
+            str(row["last_outcome"] or "—"),
+        )
+    out.print(table)
+
+
+def status(
+    output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
+        ListFormat.table
+    ),
+) -> None:
+    """Every source's health; exits 1 when an enabled source is unhealthy.
+
+    Unhealthy: 3 failed crawls in a row, 3 crawls in a row that found nothing,
+    most recent items without a date or text (extraction broken), or silence far
+    longer than the source's usual rhythm. Usable as a container health check.
+
+    Example: deportwatch status --format json
+    """
+    with reported_errors():
+        settings = load_settings()
+        config = load_sources(settings.sources)
+        health = _health_if_any(settings, config.sources)
+    # Items a crawl could not store wait in the spool for the next crawl.
+    waiting = waiting_in_spool(settings)
+    if output is ListFormat.json:
+        records = [h.record() | {"spooled": waiting.get(h.name, 0)} for h in health]
+        print(json.dumps(records, ensure_ascii=False, indent=2))
+    else:
+        table = Table(title="Source health")
+        for column in ("source", "state", "last crawl", "outcome", "last new item", "problems"):
+            table.add_column(column, no_wrap=column != "problems")
+        colours = {"healthy": "green", "unhealthy": "red", "pending": "yellow"}
+        for h in health:
+            table.add_row(
+                h.name,
+                f"[{colours.get(h.state, 'dim')}]{h.state}[/]",
+                h.last_run_at.strftime("%Y-%m-%d %H:%M") if h.last_run_at else "never",
+                h.last_outcome or "—",
+                h.last_new_item_at.strftime("%Y-%m-%d %H:%M") if h.last_new_item_at else "—",
+                escape("; ".join(h.problems)) or "—",
+            )
+        out.print(table)
+        for name, count in sorted(waiting.items()):
+            out.print(
+                f"{name}: {count} fetched items wait in the spool {settings.spool_dir}; "
+                "the next crawl of this source stores them",
+                highlight=False,
+            )
+    if any(h.state == "unhealthy" for h in health):
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _existing_archive(settings: Settings) -> Iterator[Session | None]:
+    """A session on the archive when one exists with its tables; else None.
+
+    For commands that only read: they never create or migrate an archive.
+    """
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        yield None
+        return
+    with open_archive(url, migrate=False) as engine:
+        if not inspect(engine).has_table("crawl_runs"):
+            yield None
+            return
+        with make_sessionmaker(engine)() as session:
+            yield session
+
+
+def _health_if_any(settings: Settings, sources: tuple[Source, ...]) -> list[SourceHealth]:
+    """Health from the archive; before the first crawl every source is pending."""
+    with _existing_archive(settings) as session:
+        if session is None:
+            return [
+                SourceHealth(s.name, s.enabled, "pending" if s.enabled else "disabled")
+                for s in sources
+            ]
+        return archive_health(session, sources)
+
+
+def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Last runs from the archive; an unreachable or missing archive shows none."""
+    try:
+        with _existing_archive(settings) as session:
+            if session is None:
+                return {}
+            return {
+                name: (run.started_at.isoformat(), run.outcome)
+                for name, run in last_runs(session).items()
+            }
+    except SQLAlchemyError:
+        return {}

@@ -1,0 +1,1 @@
+"""The background service's parts, run by scheduler.py: child crawls, alerts, event logs."""

@@ -1,0 +1,2 @@
+"""Scrapy's download side as deportwatch configures it: throttle, retry, redirects,
+charsets and the offline replay of snapshots."""
