@@ -1,0 +1,121 @@
+"""Flagging on real published text: the blind set in eval/real/ (EVALUATION.md).
+
+eval/real/articles.tsv holds each page's address, language, label, kind and a
+one-line reason (committed); eval/real/texts.jsonl holds the texts as published
+(other people's writing: git-ignored, rebuilt as eval/real/README.md says).
+The labels were made before any of this code ran on the texts.
+
+Usage: python -m bench.eval_real [--keywords keywords.toml] [--errors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.eval_flagging import Counts
+from deportwatch.config.keywords import load_taxonomy
+from pipeline.matcher import Matcher
+
+REAL = Path(__file__).parent.parent / "eval" / "real"
+
+
+@dataclass(frozen=True)
+class Case:
+    url: str
+    lang: str
+    label: bool
+    kind: str
+    reason: str
+    title: str
+    text: str
+
+
+def load_cases(directory: Path = REAL) -> tuple[list[Case], list[str]]:
+    """The labelled pages that have their text locally, and the addresses that lack it."""
+    texts: dict[str, dict[str, str]] = {}
+    texts_file = directory / "texts.jsonl"
+    if texts_file.exists():
+        for line in texts_file.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                texts[record["url"]] = record
+    cases, missing = [], []
+    with (directory / "articles.tsv").open(encoding="utf-8", newline="") as rows:
+        for row in csv.DictReader(rows, delimiter="\t", quoting=csv.QUOTE_NONE):
+            record = texts.get(row["url"])
+            if record is None:
+                missing.append(row["url"])
+                continue
+            cases.append(
+                Case(
+                    url=row["url"],
+                    lang=row["lang"],
+                    label=row["label"] == "1",
+                    kind=row["kind"],
+                    reason=row["reason"],
+                    title=record.get("title", ""),
+                    text=record["text"],
+                )
+            )
+    return cases, missing
+
+
+def evaluate(matcher: Matcher, cases: list[Case]) -> dict[str, object]:
+    overall = Counts()
+    by_lang: dict[str, Counts] = defaultdict(Counts)
+    by_kind: dict[str, Counts] = defaultdict(Counts)
+    errors = []
+    for case in cases:
+        flagged = matcher.flag(case.title, case.text, case.lang).flagged
+        overall.add(case.label, flagged)
+        by_lang[case.lang].add(case.label, flagged)
+        by_kind[("+" if case.label else "-") + case.kind].add(case.label, flagged)
+        if flagged != case.label:
+            errors.append(case)
+    return {
+        "overall": overall,
+        "by_lang": dict(by_lang),
+        "by_kind": dict(by_kind),
+        "errors": errors,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keywords", type=Path, default=Path("keywords.toml"))
+    parser.add_argument("--errors", action="store_true", help="list the misclassified pages")
+    args = parser.parse_args()
+    cases, missing = load_cases()
+    if missing:
+        print(f"{len(missing)} labelled pages have no local text (see eval/real/README.md)")
+    if not cases:
+        sys.exit("no texts: rebuild eval/real/texts.jsonl first")
+    taxonomy = load_taxonomy(args.keywords)
+    report = evaluate(Matcher(taxonomy), cases)
+    print(f"keywords {taxonomy.version} on {len(cases)} real pages (eval/real)")
+    print(f"{'':14} {'n':>4} {'precision':>9} {'recall':>7} {'F1':>6}")
+    overall: Counts = report["overall"]  # type: ignore[assignment]
+    rows = [("overall", overall), *sorted(report["by_lang"].items())]  # type: ignore[attr-defined]
+    for name, c in rows:
+        n = c.tp + c.fp + c.fn + c.tn
+        print(f"{name:14} {n:>4} {c.precision:>9.3f} {c.recall:>7.3f} {c.f1:>6.3f}")
+    print("\nby kind (+ reports: found / all; - traps: wrongly flagged / all):")
+    for name, c in sorted(report["by_kind"].items()):  # type: ignore[attr-defined]
+        if name.startswith("+"):
+            print(f"  {name:24} {c.tp:>3}/{c.tp + c.fn}")
+        else:
+            print(f"  {name:24} {c.fp:>3}/{c.fp + c.tn}")
+    if args.errors:
+        for case in report["errors"]:  # type: ignore[attr-defined]
+            got = "flagged" if not case.label else "missed"
+            print(f"\n{got} [{case.lang} {case.kind}] {case.url}\n  {case.reason}")
+
+
+if __name__ == "__main__":
+    main()
