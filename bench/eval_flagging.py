@@ -76,6 +76,14 @@ def evaluate(matcher: Matcher, paths: tuple[Path, ...] = EVAL_SETS) -> dict[str,
     }
 
 
+def print_scores(overall: Counts, by_lang: dict[str, Counts]) -> None:
+    """Precision, recall and F1 overall and per language, one row each."""
+    print(f"{'':14} {'n':>4} {'precision':>9} {'recall':>7} {'F1':>6}")
+    for name, c in [("overall", overall), *sorted(by_lang.items())]:
+        n = c.tp + c.fp + c.fn + c.tn
+        print(f"{name:14} {n:>4} {c.precision:>9.3f} {c.recall:>7.3f} {c.f1:>6.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keywords", type=Path, default=Path("keywords.toml"))
@@ -85,11 +93,7 @@ def main() -> None:
     report = evaluate(Matcher(taxonomy))
     overall: Counts = report["overall"]  # type: ignore[assignment]
     print(f"keywords {taxonomy.version} on {', '.join(p.name for p in EVAL_SETS)}")
-    print(f"{'':14} {'n':>4} {'precision':>9} {'recall':>7} {'F1':>6}")
-    rows = [("overall", overall), *sorted(report["by_lang"].items())]  # type: ignore[attr-defined]
-    for name, c in rows:
-        n = c.tp + c.fp + c.fn + c.tn
-        print(f"{name:14} {n:>4} {c.precision:>9.3f} {c.recall:>7.3f} {c.f1:>6.3f}")
+    print_scores(overall, report["by_lang"])  # type: ignore[arg-type]
     print("\ncategory found on its positives (recall):")
     for name, c in sorted(report["by_category"].items()):  # type: ignore[attr-defined]
         print(f"  {name:22} {c.tp:>3}/{c.tp + c.fn:<3} {c.recall:.3f}")

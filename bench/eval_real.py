@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.eval_flagging import Counts
+from bench.eval_flagging import Counts, print_scores
 from deportwatch.config.keywords import load_taxonomy
 from pipeline.matcher import Matcher
 
@@ -99,12 +99,8 @@ def main() -> None:
     taxonomy = load_taxonomy(args.keywords)
     report = evaluate(Matcher(taxonomy), cases)
     print(f"keywords {taxonomy.version} on {len(cases)} real pages (eval/real)")
-    print(f"{'':14} {'n':>4} {'precision':>9} {'recall':>7} {'F1':>6}")
     overall: Counts = report["overall"]  # type: ignore[assignment]
-    rows = [("overall", overall), *sorted(report["by_lang"].items())]  # type: ignore[attr-defined]
-    for name, c in rows:
-        n = c.tp + c.fp + c.fn + c.tn
-        print(f"{name:14} {n:>4} {c.precision:>9.3f} {c.recall:>7.3f} {c.f1:>6.3f}")
+    print_scores(overall, report["by_lang"])  # type: ignore[arg-type]
     print("\nby kind (+ reports: found / all; - traps: wrongly flagged / all):")
     for name, c in sorted(report["by_kind"].items()):  # type: ignore[attr-defined]
         if name.startswith("+"):
