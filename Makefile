@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
+# pytest workers: one per core (pytest-xdist); JOBS=0 runs the suite in one process.
+JOBS ?= auto
 
 .PHONY: install run test lint typecheck unit eval bench reliability clean
 
@@ -33,7 +35,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n $(JOBS) --dist loadgroup $(ARGS)
 
 ## Flagging quality on the labeled texts (EVALUATION.md)
 eval: $(STAMP)

@@ -19,6 +19,9 @@ from deportwatch.config.settings import Settings
 from tests.conftest import REPO
 from tests.helpers import DEPORTWATCH
 
+# One worker runs the whole module, so its module-scoped fixture is built once.
+pytestmark = pytest.mark.xdist_group("container")
+
 SECRET = re.compile(r"PASSWORD|TOKEN|SECRET|API_KEY", re.IGNORECASE)
 
 
@@ -146,6 +149,10 @@ def test_the_package_the_image_installs_holds_every_part(tmp_path: Path) -> None
     assert {"scheduler.py", "db/migrations/script.py.mako", "db/migrations/env.py"} <= names
     assert {f"db/migrations/versions/{name}" for name in migrations} <= names
     assert "spiders/telegram.py" in names
+    assert "spiders/middlewares/replay.py" in names
+    assert "service/child.py" in names
+    assert "deportwatch/cli/app.py" in names
+    assert "db/repository/articles.py" in names
     assert "pipeline/store.py" in names
     assert "pipeline/lexicon.py" in names
     templates = {p.name for p in (REPO / "deportwatch/web/templates").glob("*.html")}

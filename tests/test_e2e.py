@@ -152,7 +152,7 @@ def test_unreachable_source_is_a_summary_row_and_others_still_run(
     assert len(articles(database_url)) == 2
 
 
-def test_every_source_failing_exits_1(tmp_path: Path) -> None:
+def test_every_source_failing_exits_1_with_the_reasons_in_words(tmp_path: Path) -> None:
     sources = tmp_path / "down.toml"
     sources.write_text(
         f'[[source]]\nname = "down"\nkind = "feed"\n'
@@ -162,6 +162,20 @@ def test_every_source_failing_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "failed" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+    # The summary says it once, in words; Scrapy's per-request lines (retries,
+    # "Gave up retrying", "Error downloading") go to the crawl log only.
+    assert "down: http://127.0.0.1:" in result.stdout
+    assert "connection refused" in result.stdout
+    assert result.stderr.strip() == ""
+    log = (tmp_path / "logs" / "crawl.log").read_text()
+    assert "[scrapy" in log
+    assert "Gave up retrying" in log
+
+    verbose = run_cli(
+        ["crawl", "--all", "--verbose"], f"sqlite:///{tmp_path / 'a.db'}", sources, tmp_path
+    )
+    assert verbose.returncode == 1
+    assert "Gave up retrying" in verbose.stdout + verbose.stderr
 
 
 def test_server_errors_are_counted_not_fatal(

@@ -40,7 +40,8 @@ from tests.fault_web import (
 )
 from tests.helpers import run_cli
 
-pytestmark = pytest.mark.e2e
+# One worker runs the whole module, so its module-scoped fixture is built once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("fault_matrix")]
 
 # The crawl's settings: short timeouts and backoff, so the matrix runs in seconds.
 SETTINGS = {

@@ -19,7 +19,7 @@ from tests.conftest import REPO
 from tests.helpers import run_cli
 from tests.tcp_proxy import TcpProxy
 
-PACKAGES = ("deportwatch", "spiders", "pipeline", "db")
+PACKAGES = ("deportwatch", "service", "spiders", "pipeline", "db")
 SQL_CALLS = {"execute", "exec_driver_sql", "executescript", "text"}
 # Values formatted into SQL text, where and why they are safe.
 FORMATTED_SQL = {
@@ -92,7 +92,7 @@ def test_ruff_keeps_the_security_rules() -> None:
 
 
 def test_settings_hold_no_secret_and_messages_hide_the_password(tmp_path: Path) -> None:
-    settings_source = (REPO / "deportwatch" / "settings.py").read_text()
+    settings_source = (REPO / "deportwatch" / "config" / "settings.py").read_text()
     assert "password" not in settings_source.lower()
     # A PostgreSQL server that is not there: the one line names it, password hidden.
     proxy = TcpProxy(("127.0.0.1", 5432))

@@ -66,8 +66,25 @@ class OneLineFormatter(logging.Formatter):
         return message
 
 
+# Loggers of deportwatch's own packages: what they say is news to the user. Scrapy,
+# Twisted and the extraction libraries repeat, per request, what the crawl summary
+# already says in one line per source (retries, "Gave up retrying", "Error
+# downloading"), and each spider's logger (named after its source) logs every
+# error the summary lists; all of that goes to the log file only.
+OWN_LOGGERS = ("deportwatch", "service", "spiders", "pipeline", "db")
+
+
+def own_record(record: logging.LogRecord) -> bool:
+    return record.name.split(".", 1)[0] in OWN_LOGGERS
+
+
 def setup_crawl_logging(console: Console, log_dir: Path, verbose: bool) -> Path | None:
-    """Route every log record; returns the log file's path (None if it cannot be written)."""
+    """Route every log record; returns the log file's path (None if it cannot be written).
+
+    The file gets everything from INFO up. The terminal gets deportwatch's own
+    warnings only, unless ``verbose`` (every line from INFO up, libraries' too)
+    or the file cannot be written (then the libraries' warnings are not lost).
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -95,6 +112,8 @@ def setup_crawl_logging(console: Console, log_dir: Path, verbose: bool) -> Path 
             logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s")
         )
         root.addHandler(file_handler)
+        if not verbose:
+            terminal.addFilter(own_record)
     # Per-request chatter stays out of the terminal and the file alike.
     for noisy in ("scrapy.core.engine", "scrapy.middleware", "scrapy.extensions.logstats"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
