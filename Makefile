@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 # pytest workers: one per core (pytest-xdist); JOBS=0 runs the suite in one process.
+# Each test file runs on one worker (--dist loadfile), so a module-scoped fixture
+# (the fault matrix's crawl, the crash test's reference crawl) is built once.
 JOBS ?= auto
 
 .PHONY: install run test lint typecheck unit eval bench reliability clean
@@ -35,7 +37,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -n $(JOBS) --dist loadgroup $(ARGS)
+	$(BIN)/pytest -n $(JOBS) --dist loadfile $(ARGS)
 
 ## Flagging quality on the labeled texts (EVALUATION.md)
 eval: $(STAMP)

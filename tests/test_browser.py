@@ -26,9 +26,6 @@ from tests.conftest import REPO
 from tests.corpus import HOSTILE_TITLE
 from tests.helpers import ServedView
 
-# One worker runs the whole module, so its module-scoped fixture is built once.
-pytestmark = pytest.mark.xdist_group("browser")
-
 ARTIFACTS = REPO / "build" / "test-artifacts"
 # As the machine's own probe ran it: no sandbox as root, and no background
 # traffic to Google's hosts, which a closed network refuses.

@@ -19,9 +19,6 @@ from deportwatch.config.settings import Settings
 from tests.conftest import REPO
 from tests.helpers import DEPORTWATCH
 
-# One worker runs the whole module, so its module-scoped fixture is built once.
-pytestmark = pytest.mark.xdist_group("container")
-
 SECRET = re.compile(r"PASSWORD|TOKEN|SECRET|API_KEY", re.IGNORECASE)
 
 

@@ -30,8 +30,7 @@ from tests.archive_checks import read
 from tests.conftest import REPO, fresh_database
 from tests.helpers import DEPORTWATCH, cli_env, run_cli
 
-# One worker runs the whole module, so its module-scoped fixture is built once.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("crash")]
+pytestmark = pytest.mark.e2e
 PAGES = 60
 SEEDS = (1, 2, 3, 5, 6, 9)  # kill points 11, 58, 18, 42, 53, 32 of 60
 ARTIFACTS = REPO / "build" / "test-artifacts"

@@ -40,8 +40,7 @@ from tests.fault_web import (
 )
 from tests.helpers import run_cli
 
-# One worker runs the whole module, so its module-scoped fixture is built once.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("fault_matrix")]
+pytestmark = pytest.mark.e2e
 
 # The crawl's settings: short timeouts and backoff, so the matrix runs in seconds.
 SETTINGS = {

@@ -20,9 +20,6 @@ from spiders.extract import extract_article
 from tests.conftest import REPO
 from tests.helpers import snapshot_response
 
-# One worker runs the whole module, so its module-scoped fixture is built once.
-pytestmark = pytest.mark.xdist_group("flagging")
-
 KEYWORDS = REPO / "keywords.toml"
 
 

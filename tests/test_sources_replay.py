@@ -20,8 +20,7 @@ from deportwatch.config.sources import load_sources
 from tests.conftest import FIXTURES, REPO, WEB, fresh_database
 from tests.helpers import run_cli
 
-# One worker runs the whole module, so its module-scoped fixture is built once.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sources_replay")]
+pytestmark = pytest.mark.e2e
 SOURCES = load_sources(REPO / "sources.toml")
 ENABLED = [s.name for s in SOURCES.enabled]
 HISTORY = FIXTURES / "history" / "2023-04-14"
