@@ -26,6 +26,12 @@ from tests.loopback import LoopbackServer
 
 pytest_plugins = ["tests.corpus"]
 
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24 set (execnet sets them).
+# The CLI takes a set COLUMNS as a terminal's width and would cut its tables to 80
+# columns, where tests read its output as a pipe gives it (140 columns).
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
+
 FIXTURES = Path(__file__).parent / "fixtures"
 WEB = FIXTURES / "web"
 REPO = Path(__file__).parent.parent
