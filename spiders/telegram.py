@@ -156,8 +156,7 @@ def parse_post(message: Tag, channel: str) -> TelegramPost | None:
 
 def is_service_message(message: Tag) -> bool:
     """Telegram marks its notices ``service_message`` on the message's own element."""
-    classes = message.get("class") or []
-    return any("service" in name for name in ([classes] if isinstance(classes, str) else classes))
+    return any("service" in str(name) for name in message.get_attribute_list("class"))
 
 
 def parse_channel_page(html: str, channel: str) -> tuple[list[TelegramPost], int | None]:
