@@ -76,11 +76,19 @@ def _article_only(sel: Selector) -> lxml_html.HtmlElement | None:
     read" lists and forms around that element are not the article's, even
     where trafilatura would take them for its last paragraphs. The element
     chosen is the one holding the ``<h1>``, else the page's only top-level
-    ``<article>`` with paragraphs; cards of other stories are ``<article>``s too.
+    ``<article>``, if it holds paragraphs; cards of other stories are
+    ``<article>``s too.
     """
-    tops = [a for a in sel.xpath("//article[not(ancestor::article)]") if a.xpath(".//p")]
+    tops = sel.xpath("//article[not(ancestor::article)]")
     with_h1 = [a for a in tops if a.xpath(".//h1")]
-    chosen = with_h1[0] if len(with_h1) == 1 else tops[0] if len(tops) == 1 else None
+    with_text = [a for a in tops if a.xpath(".//p | .//br")]
+    chosen = (
+        with_h1[0]
+        if len(with_h1) == 1
+        else with_text[0]
+        if len(tops) == 1 == len(with_text)
+        else None
+    )
     if chosen is None:
         return None
     page = lxml_html.Element("html")
