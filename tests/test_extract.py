@@ -203,6 +203,7 @@ def test_literal_ampersands_stay_and_a_host_name_suffix_goes() -> None:
         ("Суд виніс вирок — Видавець Тест", "Суд виніс вирок"),  # the JSON-LD publisher
         ("Приклад", "Приклад"),  # a title that is only the site name stays
     ],
+    ids=["double-escaped", "literal-ampersands", "leading-name", "not-a-name", "publisher", "only"],
 )
 def test_title_clean_up(og_title: str, title: str) -> None:
     head = (
