@@ -7,24 +7,23 @@ extraction (trafilatura for the body, htmldate for a date).
 
 from __future__ import annotations
 
-import re
+from copy import deepcopy
 from dataclasses import dataclass, field
 
 import htmldate
 import trafilatura
+from lxml import html as lxml_html
 from parsel import Selector
 
 from deportwatch.config.sources import Selectors
 from pipeline.items import DateCandidate
-from spiders.metadata import read_metadata
-
-# Cross-links inside article bodies ("Read also: <other story>") are not the
-# article's text: flagging them would report other stories.
-_CROSS_LINK = re.compile(
-    r"^\s*(read also|see also|also read|читайте також|також читайте|читайте также|"
-    r"читайте тоже|дивіться також|смотрите также)\b",
-    re.IGNORECASE,
+from spiders.clean import (
+    drop_cross_links,
+    drop_repeated_headline,
+    strip_site_name,
+    unescape_entities,
 )
+from spiders.metadata import read_metadata
 
 
 @dataclass
@@ -69,8 +68,48 @@ def _selector_body(sel: Selector, selectors: Selectors) -> str | None:
     return "\n".join(paragraphs) or None
 
 
-def _without_cross_links(text: str) -> str:
-    return "\n".join(line for line in text.split("\n") if not _CROSS_LINK.match(line))
+def _article_only(sel: Selector) -> lxml_html.HtmlElement | None:
+    """The page cut down to its ``<article>``, when the page marks its article clearly.
+
+    A page that declares an article in JSON-LD and holds it in an
+    ``<article>`` element has said where the text is: newsletter boxes, "most
+    read" lists and forms around that element are not the article's, even
+    where trafilatura would take them for its last paragraphs. The element
+    chosen is the one holding the ``<h1>``, else the page's only top-level
+    ``<article>``, if it holds paragraphs; cards of other stories are
+    ``<article>``s too.
+    """
+    tops = sel.xpath("//article[not(ancestor::article)]")
+    with_h1 = [a for a in tops if a.xpath(".//h1")]
+    with_text = [a for a in tops if a.xpath(".//p | .//br")]
+    chosen = (
+        with_h1[0]
+        if len(with_h1) == 1
+        else with_text[0]
+        if len(tops) == 1 == len(with_text)
+        else None
+    )
+    if chosen is None:
+        return None
+    page = lxml_html.Element("html")
+    for head in sel.xpath("/html/head"):
+        page.append(deepcopy(head.root))
+    body = lxml_html.Element("body")
+    body.append(deepcopy(chosen.root))
+    page.append(body)
+    return page
+
+
+def _trafilatura(tree: lxml_html.HtmlElement, url: str) -> str | None:
+    return trafilatura.extract(
+        tree,
+        url=url,
+        favor_precision=True,
+        include_comments=False,
+        include_tables=True,
+        include_images=False,  # never keep photos: pages show children's faces
+        deduplicate=False,
+    )
 
 
 def extract_article(
@@ -93,13 +132,16 @@ def extract_article(
     if feed.published:
         candidates.append(DateCandidate("feed", feed.published))
 
-    title = (
+    raw_title = (
         _selector_text(sel, selectors.title)
         or meta.title
         or feed.title
         or _selector_text(sel, "h1")
         or _selector_text(sel, "title")
     )
+    title = None
+    if raw_title:
+        title = strip_site_name(unescape_entities(raw_title), meta.site_names, url) or None
     author = _selector_text(sel, selectors.author) or meta.author or feed.author
 
     if not candidates:
@@ -115,20 +157,17 @@ def extract_article(
     text = _selector_body(sel, selectors)
     if text is None:
         body_from = "trafilatura"
-        text = trafilatura.extract(
-            sel.root,
-            url=url,
-            favor_precision=True,
-            include_comments=False,
-            include_tables=True,
-            include_images=False,  # never keep photos: pages show children's faces
-            deduplicate=False,
+        article = _article_only(sel) if meta.declares_article else None
+        text = (_trafilatura(article, url) if article is not None else None) or _trafilatura(
+            sel.root, url
         )
     if not text:
         body_from, text = "none", ""
+    headlines = [h for h in (title, raw_title, _selector_text(sel, "h1")) if h]
+    text = drop_cross_links(drop_repeated_headline(text, headlines))
     return Extracted(
         title=title,
-        text=_without_cross_links(text),
+        text=text,
         author=author,
         summary=meta.description or feed.summary,
         canonical_url=meta.canonical_url,

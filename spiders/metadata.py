@@ -28,6 +28,8 @@ class PageMetadata:
     published: str | None = None
     canonical_url: str | None = None
     language: str | None = None
+    declares_article: bool = False  # an article-typed JSON-LD object is on the page
+    site_names: tuple[str, ...] = ()  # og:site_name, JSON-LD publisher: a title may end with one
 
 
 def _walk_jsonld(node: Any) -> Iterator[dict[str, Any]]:
@@ -55,6 +57,13 @@ def _author_name(value: Any) -> str | None:
         names = [n for n in (_author_name(v) for v in value) if n]
         return ", ".join(names) or None
     return None
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [name for item in value for name in _names(item)]
+    name = _author_name(value)
+    return [name.strip()] if name and name.strip() else []
 
 
 def _jsonld_article(sel: Selector) -> dict[str, Any]:
@@ -94,4 +103,8 @@ def read_metadata(sel: Selector) -> PageMetadata:
         or _meta(sel, "article:published_time", "datePublished", "pubdate"),
         canonical_url=sel.css('link[rel="canonical"]::attr(href)').get(),
         language=lang.strip()[:2].lower() if lang and lang.strip() else None,
+        declares_article=bool(ld),
+        site_names=tuple(
+            dict.fromkeys([*_names(_meta(sel, "og:site_name")), *_names(ld.get("publisher"))])
+        ),
     )

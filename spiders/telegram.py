@@ -51,6 +51,9 @@ class TelegramPost:
     preview_description: str | None = None
     media: int = 0  # photos / videos attached (an album is one post with several)
     links: list[str] = field(default_factory=list)
+    # "Channel created", "... pinned «...»", "Channel photo updated": Telegram's
+    # own notices in the channel's stream, never a post of the channel's.
+    service: bool = False
 
     @property
     def title(self) -> str:
@@ -147,7 +150,13 @@ def parse_post(message: Tag, channel: str) -> TelegramPost | None:
         ),
         media=len(media),
         links=links,
+        service=is_service_message(message),
     )
+
+
+def is_service_message(message: Tag) -> bool:
+    """Telegram marks its notices ``service_message`` on the message's own element."""
+    return any("service" in str(name) for name in message.get_attribute_list("class"))
 
 
 def parse_channel_page(html: str, channel: str) -> tuple[list[TelegramPost], int | None]:
@@ -184,9 +193,13 @@ class TelegramSpider(SourceSpider):
             self.document_failed(response, message, start=page == 1)
             return
         known = self.known([canonical_url(post.url) for post in posts])
-        seen_before = 0  # archived, or photos only (never archived, so never "new")
+        seen_before = 0  # archived, or never archived: photos only, service notices
         for post in posts:
             entry = known.get(canonical_url(post.url))
+            if post.service:
+                self.stat("deportwatch/posts/service")
+                seen_before += 1
+                continue
             if not post.text and not post.preview_title:
                 self.stat("deportwatch/posts/media_only")
                 seen_before += 1

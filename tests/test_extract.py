@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from scrapy.http import HtmlResponse
+from sqlalchemy import select
 
+from db.engine import make_engine, make_sessionmaker
+from db.models import Article
 from deportwatch.config.sources import Selectors, load_sources
 from pipeline.items import DateCandidate
 from spiders.extract import FeedHints, extract_article
+from spiders.middlewares.replay import snapshot_path
 from tests.conftest import REPO
-from tests.helpers import snapshot_response
+from tests.helpers import run_cli, snapshot_response
 
 KI = "https://kyivindependent.com/"
 KI_NRC = KI + "national-resistance-center-russia-moves-deported-ukrainians-to-55-distant-regions/"
@@ -129,3 +135,139 @@ def test_page_without_any_date_gets_htmldate_guess() -> None:
     )
     found = extract_article(response.selector, response.url, Selectors())
     assert found.date_candidates == [DateCandidate("page-text", "2023-05-14")]
+
+
+# --- page chrome around the article (synthetic pages in tests/fixtures/chrome) -----
+
+CHROME_WEB = REPO / "tests" / "fixtures" / "chrome"
+MINER = "https://novyny.example/news/1001.html"
+CENTRE = "https://novyny.example/news/1002.html"
+
+
+def chrome_page(url: str) -> HtmlResponse:
+    response = snapshot_response(url, snapshot_path(CHROME_WEB, url))
+    assert isinstance(response, HtmlResponse)
+    return response
+
+
+def page(head: str, body: str, url: str = "https://novyny.example/news/1.html") -> HtmlResponse:
+    html = f"<html><head>{head}</head><body>{body}</body></html>"
+    return HtmlResponse(url=url, body=html.encode(), encoding="utf-8")
+
+
+def test_article_declared_in_json_ld_keeps_nothing_from_outside_its_element() -> None:
+    response = chrome_page(MINER)
+    found = extract_article(response.selector, response.url, Selectors())
+    # Short enough that trafilatura alone took the box after the article for its end.
+    assert found.text.endswith("Обвиняемому грозит до шести лет лишения свободы.")
+    for chrome in ("Enter your email", "indicates required", "Главное за день", "Популярное"):
+        assert chrome not in found.text
+    assert found.date_candidates == [DateCandidate("page-meta", "2024-05-20T10:15:00+03:00")]
+
+
+def test_title_is_unescaped_once_per_escaping_and_loses_the_site_name() -> None:
+    response = chrome_page(MINER)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.title == 'Дело "минера" метро направлено в суд'
+
+
+def test_body_loses_the_repeated_headline() -> None:
+    response = chrome_page(MINER)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == [
+        "Мужчина в марте сообщил о взрывчатке на трех станциях метро. Взрывчатку не нашли.",
+        "Обвиняемому грозит до шести лет лишения свободы.",
+    ]
+
+
+def test_literal_ampersands_stay_and_a_host_name_suffix_goes() -> None:
+    response = chrome_page(CENTRE)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.title == ("AT&T и R&D-центр: в области открыли новый центр помощи переселенцам")
+    # A bare "read also" link line inside the body goes, and so does the trailing
+    # "Читайте материал «…»"; the paragraphs around them stay.
+    assert "Читайте также" not in found.text
+    assert "Читайте материал" not in found.text
+    assert found.text.startswith("В областном центре начал работу")
+    assert found.text.endswith("в том числе телекоммуникационные компании.")
+    assert found.text.count("\n") == 2
+
+
+@pytest.mark.parametrize(
+    ("og_title", "title"),
+    [
+        ("Звіт &amp;amp; висновки | Приклад", "Звіт & висновки"),
+        ("AT&amp;T &amp;copy and &amp;not; - Приклад", "AT&T &copy and ¬"),
+        ("Приклад — Суд виніс вирок", "Суд виніс вирок"),  # a leading site name
+        ("Армія - NRC", "Армія - NRC"),  # a dash clause that is no site name stays
+        ("Суд виніс вирок — Видавець Тест", "Суд виніс вирок"),  # the JSON-LD publisher
+        ("Приклад", "Приклад"),  # a title that is only the site name stays
+    ],
+    ids=["double-escaped", "literal-ampersands", "leading-name", "not-a-name", "publisher", "only"],
+)
+def test_title_clean_up(og_title: str, title: str) -> None:
+    head = (
+        f'<meta property="og:title" content="{og_title}">'
+        '<meta property="og:site_name" content="Приклад">'
+        '<script type="application/ld+json">{"@type": "NewsArticle",'
+        ' "publisher": {"@type": "Organization", "name": "Видавець Тест"}}</script>'
+    )
+    response = page(head, "<article><p>Текст новини, досить довгий для вилучення.</p></article>")
+    assert extract_article(response.selector, response.url, Selectors()).title == title
+
+
+def test_cross_link_inside_a_real_paragraph_is_kept() -> None:
+    paragraphs = [
+        "Перший абзац новини про відкриття нового центру допомоги в області.",
+        "Read also the full statement by the council. It lists every measure and its cost.",
+        "Останній абзац новини з подробицями про роботу центру та графік прийому.",
+        "Читайте також: Інша новина про інший центр",
+        "Read more: Yet another story",
+    ]
+    body = "<article>" + "".join(f"<p>{p}</p>" for p in paragraphs) + "</article>"
+    response = page('<script type="application/ld+json">{"@type": "NewsArticle"}</script>', body)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == paragraphs[:3]
+
+
+@pytest.mark.e2e
+def test_replayed_crawl_stores_clean_titles_and_bodies(database_url: str, tmp_path: Path) -> None:
+    """The real command over the synthetic pages: what lands in the archive is clean."""
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        '[[source]]\nname = "novyny"\nkind = "feed"\n'
+        'start_urls = ["https://novyny.example/rss.xml"]\nlanguages = ["ru"]\n\n'
+        '[[source]]\nname = "prykladnews"\nkind = "telegram"\n'
+        'start_urls = ["https://t.me/s/prykladnews"]\nlanguages = ["uk"]\n'
+    )
+    done = run_cli(["crawl", "--all", "--replay", str(CHROME_WEB)], database_url, sources, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        rows = {a.url: a for a in session.scalars(select(Article))}
+    engine.dispose()
+    assert sorted(rows) == [MINER, CENTRE, "https://t.me/prykladnews/3"]
+    miner = rows[MINER]
+    assert miner.title == 'Дело "минера" метро направлено в суд'
+    assert miner.text.startswith("Мужчина в марте сообщил")
+    assert miner.text.endswith("Обвиняемому грозит до шести лет лишения свободы.")
+    assert "subscribe" not in miner.text
+    assert "Читайте материал" not in rows[CENTRE].text
+    assert rows[CENTRE].title.startswith("AT&T и R&D-центр: ")
+    assert not rows[CENTRE].title.endswith("novyny.example")
+
+
+def test_article_of_line_breaks_with_a_signup_box_beside_it() -> None:
+    ld = '<script type="application/ld+json">{"@type": "NewsArticle"}</script>'
+    body = (
+        '<div class="wrap"><article><h1>Суд виніс вирок</h1><div class="txt">'
+        "Суд виніс вирок у справі про підпал складу в березні.<br><br>"
+        "Засудженому призначили п'ять років позбавлення волі.</div></article>"
+        '<div class="box"><p>Головне за день — найважливіші новини щоранку в одному листі.</p>'
+        "<p>Enter your email to subscribe</p><form><input type='email'></form>"
+        "<p>* indicates required</p></div></div>"
+    )
+    response = page(ld, body)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.endswith("Засудженому призначили п'ять років позбавлення волі.")
+    assert "subscribe" not in found.text

@@ -227,6 +227,36 @@ def test_posts_become_items_and_photo_only_posts_are_skipped() -> None:
     }
 
 
+CHANNEL_WITH_NOTICES = "https://t.me/s/prykladnews"
+
+
+def test_service_messages_are_never_stored_as_posts() -> None:
+    body = (REPO / "tests/fixtures/chrome/t.me/s/prykladnews").read_bytes()
+    posts, _ = parse_channel_page(body.decode(), "prykladnews")
+    assert [(p.post_id, p.service) for p in posts] == [(1, True), (2, True), (3, False), (4, True)]
+
+    spider = TelegramSpider(source=source("pgo-telegram"))
+    page = html_response(CHANNEL_WITH_NOTICES, body)
+    page.meta["start_url"] = CHANNEL_WITH_NOTICES
+    items = [o for o in spider.parse_channel(page) if isinstance(o, ArticleItem)]
+    assert [i.url for i in items] == ["https://t.me/prykladnews/3"]
+    assert items[0].title == "Громаді передали два шкільні автобуси."
+    assert spider.error_count == 0
+
+
+def test_a_page_of_service_messages_only_is_no_error() -> None:
+    notice = (
+        '<div class="tgme_widget_message text_not_supported_wrap service_message js-widget_message"'
+        ' data-post="prykladnews/1"><div class="tgme_widget_message_text js-message_text">'
+        "Channel created</div></div>"
+    )
+    spider = TelegramSpider(source=source("pgo-telegram"))
+    page = html_response(CHANNEL_WITH_NOTICES, f"<html><body>{notice}</body></html>".encode())
+    page.meta["start_url"] = CHANNEL_WITH_NOTICES
+    assert list(spider.parse_channel(page)) == []
+    assert spider.error_count == 0
+
+
 def test_channel_page_without_posts_is_a_counted_error() -> None:
     spider = TelegramSpider(source=source("pgo-telegram"))
     page = html_response(
