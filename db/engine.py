@@ -44,28 +44,48 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
     return on_connect
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; a SQLite file's folder is created when missing."""
+SUPPORTED = "use SQLite (sqlite:///FILE) or PostgreSQL (postgresql://USER@HOST/DB)"
+
+
+def _parse(url: str) -> URL:
+    """``url`` parsed, for SQLite or PostgreSQL only; anything else is a ConfigError
+    before SQLAlchemy would look for a driver that is not installed."""
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"database URL {describe_url(url)!r}: '{backend}' is not supported; {SUPPORTED}"
+        )
+    if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
+    return parsed
+
+
+def _create(parsed: URL, **options: Any) -> Engine:
+    try:
+        return create_engine(parsed, **options)
+    except (NoSuchModuleError, ImportError):
+        # postgresql+asyncpg://, sqlite+pysqlcipher://: a driver not installed here.
+        raise ConfigError(
+            f"database URL {parsed.render_as_string(hide_password=True)!r}: driver "
+            f"'{parsed.get_driver_name()}' is not installed; {SUPPORTED}"
+        ) from None
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; a SQLite file's folder is created when missing."""
+    parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         busy_ms = _busy_timeout_ms(parsed)
-        engine = create_engine(parsed, connect_args={"timeout": busy_ms / 1000})
+        engine = _create(parsed, connect_args={"timeout": busy_ms / 1000})
         event.listen(engine, "connect", _sqlite_pragmas(busy_ms))
         return engine
-    try:
-        return create_engine(parsed, pool_pre_ping=True)
-    except NoSuchModuleError:
-        raise ConfigError(
-            f"database URL {describe_url(url)!r}: unknown kind of database "
-            f"'{parsed.drivername}' (use sqlite:///FILE or postgresql://USER@HOST/DB)"
-        ) from None
+    return _create(parsed, pool_pre_ping=True)
 
 
 def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
@@ -132,10 +152,7 @@ def make_readonly_engine(url: str) -> Engine:
     (``default_transaction_read_only``); a read-only role in the URL adds a
     second lock.
     """
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+    parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
             raise ConfigError("a read-only view needs an archive file, not an in-memory database")
@@ -146,13 +163,11 @@ def make_readonly_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_read_only)
         return engine
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
     given = parsed.query.get("options") or ()
     given = (given,) if isinstance(given, str) else given
     options = " ".join([*given, "-c default_transaction_read_only=on"])
     parsed = parsed.update_query_dict({"options": options})
-    return create_engine(parsed, pool_pre_ping=True)
+    return _create(parsed, pool_pre_ping=True)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
+from email.message import Message
 from pathlib import Path
 
 from scrapy.http import HtmlResponse, Request, XmlResponse
@@ -137,6 +138,12 @@ class ServedView:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
+
+    def head(self, path: str) -> tuple[int, Message, bytes]:
+        """A HEAD request: status, headers, and whatever body came (there should be none)."""
+        request = urllib.request.Request(self.base + path, method="HEAD")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
 
     def stop(self) -> int:
         """SIGTERM, as a container stop sends; the exit code."""

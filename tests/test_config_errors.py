@@ -159,7 +159,18 @@ def test_a_broken_keywords_file(change, pattern: str, tmp_path: Path) -> None:  
         (
             ["crawl", "--all"],
             {"database_url": "nonsense://"},
-            r"database URL 'nonsense://': unknown kind of database",
+            r"database URL 'nonsense://': 'nonsense' is not supported; use SQLite",
+        ),
+        (
+            ["search"],
+            {"database_url": "mysql://u:secret@127.0.0.1/x"},
+            r"database URL 'mysql://u:\*\*\*@127.0.0.1/x': 'mysql' is not supported; "
+            r"use SQLite \(sqlite:///FILE\) or PostgreSQL \(postgresql://USER@HOST/DB\)$",
+        ),
+        (
+            ["export", "--format", "csv"],
+            {"database_url": "postgresql+asyncpg://u@127.0.0.1/x"},
+            r"driver 'asyncpg' is not installed; use SQLite",
         ),
         (["crawl", "--all"], {"database_url": "sqlite:///a.db?timeout=soon"}, r"timeout='soon'"),
     ],

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+import fastapi.routing
 import feedparser
 import pytest
 from fastapi import FastAPI
@@ -41,6 +42,14 @@ def make_app(database_url: str) -> FastAPI:
 def client(database_url: str, corpus: dict[str, Article], hostile: Article) -> Iterator[TestClient]:
     with TestClient(make_app(database_url)) as test_client:
         yield test_client
+
+
+def registered_routes(app: FastAPI) -> list[tuple[str, set[str]]]:
+    """Every route's path and methods, those of included routers too: newer FastAPI
+    keeps an included router as one entry of ``app.routes``. A mount has no methods."""
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
+    routes = iterate(app.routes) if iterate else app.routes
+    return [(route.path, set(route.methods or ())) for route in routes]
 
 
 def article_ids(html: str) -> list[int]:
@@ -280,9 +289,35 @@ def test_unknown_pages_and_writes_are_refused(client: TestClient) -> None:
     assert client.delete("/api/articles/1").status_code == 405
     app = client.app
     assert isinstance(app, FastAPI)
-    for route in app.routes:
-        methods = getattr(route, "methods", None) or {"GET"}
-        assert methods <= {"GET", "HEAD"}, route
+    routes = registered_routes(app)
+    assert len(routes) > 12
+    for path, methods in routes:
+        assert methods <= {"GET", "HEAD"}, path
+
+
+def test_every_get_route_answers_head_with_the_same_headers_and_no_body(
+    client: TestClient, hostile: Article
+) -> None:
+    app = client.app
+    assert isinstance(app, FastAPI)
+    values = {"article_id": str(hostile.id), "category": "deportation"}
+    paths = ["/static/style.css", "/nowhere", "/api/search?lang=xx"]  # a file, a 404, a 400
+    for template, methods in registered_routes(app):
+        if "GET" not in methods:
+            continue
+        path = template
+        for name in re.findall(r"{(\w+)}", template):
+            assert name in values, f"no test value for {{{name}}} in {template}"
+            path = path.replace(f"{{{name}}}", values[name])
+        paths.append(path)
+    assert len(paths) > 12
+    for path in paths:
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code, path
+        assert get.status_code in (200, 400, 404), path
+        assert head.headers == get.headers, path
+        assert int(head.headers["content-length"]) == len(get.content) > 0, path
+        assert head.content == b"", path
 
 
 def test_the_database_refuses_writes_from_the_view(client: TestClient) -> None:
@@ -330,6 +365,12 @@ def test_serve_command_answers_and_stops_on_sigterm(
         status, body = view.get("/api/search?lang=xx")
         assert status == 400
         assert "unknown language 'xx'" in body
+        # What `curl -I` and uptime monitors ask: the page's headers, no body.
+        status, headers, body = view.head("/")
+        assert status == 200
+        assert headers["Content-Type"].startswith("text/html")
+        assert int(headers["Content-Length"]) > 0
+        assert body == b""
     finally:
         code = view.stop()
     log = view.log.read_text()

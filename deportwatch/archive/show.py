@@ -52,6 +52,33 @@ def match_record(match: MatchLike) -> dict[str, Any]:
     }
 
 
+def evidence(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Each flag match of an article record with the field(s) it was found in, once.
+
+    A Telegram post has no title of its own: its title is its first line, often
+    the whole post. Where the text starts with the title, a title match at the
+    same place as a text match is the same words, so it is listed once, for both.
+    """
+    title, text = record["title"] or "", record["text"] or ""
+    shared = bool(title) and text.startswith(title)
+
+    def key(m: dict[str, Any]) -> tuple[object, ...]:
+        return (m["category"], m["rule"], m["term"], m["start"], m["end"])
+
+    in_field = {
+        field: {key(m) for m in record["matches"] if m["field"] == field}
+        for field in ("title", "text")
+    }
+    both = in_field["title"] & in_field["text"] if shared else set()
+    lines = []
+    for m in record["matches"]:
+        if key(m) not in both:
+            lines.append((m["field"], m))
+        elif m["field"] == "text":
+            lines.append(("title and text", m))
+    return lines
+
+
 def article_record(article: Article) -> dict[str, Any]:
     """Every stored field a user may cite, as JSON-ready values."""
     members = article.cluster.members if article.cluster else [article]

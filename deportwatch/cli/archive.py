@@ -17,7 +17,7 @@ from db.migrate import open_archive
 from deportwatch.archive.dates import parse_since
 from deportwatch.archive.figures import FIELDS as FIGURE_FIELDS
 from deportwatch.archive.figures import figure_records
-from deportwatch.archive.show import article_record, load_article, version_diffs
+from deportwatch.archive.show import article_record, evidence, load_article, version_diffs
 from deportwatch.cli.common import highlight, out, reported_errors
 from deportwatch.config.settings import load_settings
 
@@ -67,8 +67,11 @@ def figures(
     for column in ("as of", "metric", "value", "source", "label"):
         table.add_column(column, justify="right" if column == "value" else "left")
     for r in records:
+        # A label is quoted from the figures page: text, never markup.
         table.add_row(
-            str(r["as_of"]), str(r["metric"]), f"{r['value']:,}", str(r["source"]), str(r["label"])
+            *(escape(str(r[k])) for k in ("as_of", "metric")),
+            f"{r['value']:,}",
+            *(escape(str(r[k])) for k in ("source", "label")),
         )
     out.print(table)
     if not records:
@@ -110,12 +113,13 @@ def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
             out.print(f"[dim]{label:>10}[/] {escape(str(record[key]))}", highlight=False)
     if record["flagged"]:
         out.print(
-            f"[dim]{'flagged':>10}[/] [red]{', '.join(record['flag_categories'])}[/] "
-            f"(score {record['flag_score']}, keywords {record['keywords_version']})"
+            f"[dim]{'flagged':>10}[/] [red]{escape(', '.join(record['flag_categories']))}[/] "
+            f"(score {record['flag_score']}, keywords {escape(str(record['keywords_version']))})"
         )
-        for match in record["matches"]:
+        for fields, match in evidence(record):
+            rule = escape(f"{match['category']}/{match['rule']}")
             out.print(
-                f"           · {match['category']}/{match['rule']}: {highlight(match['snippet'])}",
+                f"           · {rule} [dim]({fields})[/]: {highlight(match['snippet'])}",
                 highlight=False,
             )
     story = record["story"]
@@ -123,7 +127,7 @@ def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
         out.print(f"[dim]{'story':>10}[/] #{story['cluster_id']}, also carried by:")
         for member in story["members"]:
             out.print(
-                f"           · #{member['id']} {member['source']}: {escape(member['url'])}",
+                f"           · #{member['id']} {escape(member['source'])}: {escape(member['url'])}",
                 highlight=False,
             )
     out.print()

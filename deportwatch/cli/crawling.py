@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from db.engine import describe_url
 from db.migrate import current_revision, open_archive
 from deportwatch.archive.health import FAILED_OUTCOMES
-from deportwatch.cli.common import err, out, reported_errors
+from deportwatch.cli.common import err, error_line, out, reported_errors
 from deportwatch.config.errors import UsageError
 from deportwatch.config.keywords import load_taxonomy
 from deportwatch.config.settings import Settings, load_settings
@@ -28,7 +29,10 @@ def init() -> None:
         settings = load_settings()
         with open_archive(settings.database_url) as engine:
             revision = current_revision(engine)
-        out.print(f"Archive ready: {describe_url(settings.database_url)} (schema {revision})")
+        out.print(
+            f"Archive ready: {describe_url(settings.database_url)} (schema {revision})",
+            markup=False,
+        )
 
 
 def _select_sources(settings: Settings, names: list[str], crawl_all: bool) -> list[Source]:
@@ -86,11 +90,9 @@ def crawl(
         raise typer.Exit(1)
     waiting = waiting_in_spool(settings)
     if waiting:
-        err.print(
-            f"error: the archive did not take {sum(waiting.values())} fetched items; they "
-            f"wait in the spool {settings.spool_dir} and the next crawl stores them",
-            highlight=False,
-            soft_wrap=True,
+        error_line(
+            f"the archive did not take {sum(waiting.values())} fetched items; they "
+            f"wait in the spool {settings.spool_dir} and the next crawl stores them"
         )
         raise typer.Exit(1)
 
@@ -106,7 +108,7 @@ def _print_summary(summaries: list[RunSummary]) -> None:
     colours |= dict.fromkeys(FAILED_OUTCOMES, "red")
     for s in summaries:
         table.add_row(
-            s.source,
+            escape(s.source),
             f"[{colours.get(s.outcome, 'white')}]{s.outcome}[/]",
             *(
                 str(n)
@@ -125,7 +127,10 @@ def _print_summary(summaries: list[RunSummary]) -> None:
     out.print(table)
     for s in summaries:
         lines = (s.error_text or "").splitlines()
+        # Error lines quote pages and URLs: text, never markup.
         for line in lines[:3]:
-            out.print(f"[bold]{s.source}[/]: {line}", highlight=False, soft_wrap=True)
+            out.print(
+                f"[bold]{escape(s.source)}[/]: {escape(line)}", highlight=False, soft_wrap=True
+            )
         if len(lines) > 3:
-            out.print(f"[bold]{s.source}[/]: … {len(lines) - 3} more (see the crawl log)")
+            out.print(f"[bold]{escape(s.source)}[/]: … {len(lines) - 3} more (see the crawl log)")

@@ -16,7 +16,7 @@ from deportwatch.archive.dates import parse_since
 from deportwatch.archive.reflag import count_articles
 from deportwatch.archive.reflag import reflag as run_reflag
 from deportwatch.archive.show import match_record
-from deportwatch.cli.common import err, out, reported_errors
+from deportwatch.cli.common import Language, err, out, reported_errors
 from deportwatch.config.errors import UsageError
 from deportwatch.config.keywords import load_taxonomy
 from deportwatch.config.settings import load_settings
@@ -52,7 +52,9 @@ def flag(
         str, typer.Argument(help="Text file to flag, or - for standard input.")
     ] = "-",
     title: Annotated[str, typer.Option(help="Title to flag with the text.")] = "",
-    lang: Annotated[str | None, typer.Option(help="uk, ru or en (detected when omitted).")] = None,
+    lang: Annotated[
+        Language | None, typer.Option(help="The text's language (detected when omitted).")
+    ] = None,
     jsonl: Annotated[
         bool,
         typer.Option("--jsonl", help='Input is JSON lines: {"id", "title", "text", "lang"?}.'),
@@ -73,7 +75,7 @@ def flag(
             # Cleaned as the crawl's normalize stage cleans bodies (soft hyphens,
             # zero-width characters), so offsets refer to the cleaned text.
             content = clean_text(content)
-            result = matcher.flag(title, content, lang or detect_language(content))
+            result = matcher.flag(title, content, lang.value if lang else detect_language(content))
             out.print_json(json.dumps(_flag_json(result), ensure_ascii=False))
             return
         bad = 0
@@ -85,7 +87,11 @@ def flag(
                 if not isinstance(record, dict):
                     raise ValueError("not a JSON object")
                 text = clean_text(str(record.get("text") or ""))
-                line_lang = record.get("lang") or detect_language(text)
+                line_lang = record.get("lang")
+                if line_lang is not None and line_lang not in set(Language):
+                    choices = ", ".join(repr(str(c)) for c in Language)
+                    raise ValueError(f"'lang': {line_lang!r} is not one of {choices}")
+                line_lang = line_lang or detect_language(text)
                 result = matcher.flag(str(record.get("title") or ""), text, line_lang)
             except ValueError as exc:
                 bad += 1
@@ -130,5 +136,6 @@ def reflag(
     out.print(
         f"Reflagged {counts.examined} articles with keywords {matcher.taxonomy.version}: "
         f"{counts.became_flagged} became flagged, {counts.became_unflagged} became unflagged, "
-        f"{counts.still_flagged} still flagged."
+        f"{counts.still_flagged} still flagged.",
+        markup=False,
     )

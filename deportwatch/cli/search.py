@@ -29,14 +29,9 @@ from deportwatch.archive.export import (
     write_jsonl,
 )
 from deportwatch.archive.filters import build_filters
-from deportwatch.cli.common import err, highlight, out, reported_errors
+from deportwatch.cli.common import Language, err, highlight, out, reported_errors
+from deportwatch.config.errors import UsageError
 from deportwatch.config.settings import Settings, load_settings
-
-
-class Language(StrEnum):
-    uk = "uk"
-    ru = "ru"
-    en = "en"
 
 
 class SearchFormat(StrEnum):
@@ -158,7 +153,7 @@ def _print_hits(records: list[dict[str, object]], all_copies: bool) -> None:
             date,
             escape(str(sources)),
             escape(str(r["title"])),
-            ", ".join(r["flag_categories"]),  # type: ignore[arg-type]
+            escape(", ".join(r["flag_categories"])),  # type: ignore[arg-type]
             highlight(str(r["snippet"])),
         )
     out.print(table)
@@ -173,8 +168,16 @@ def _destination(path: Path | None) -> Iterator[TextIO]:
         yield sys.stdout
         return
     partial = path.with_name(path.name + ".part")
+    if path.is_dir():
+        raise UsageError(f"--output {path}: is a folder; name a file in it")
     try:
-        with partial.open("w", encoding="utf-8", newline="") as handle:
+        handle = partial.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        if not path.parent.is_dir():
+            raise UsageError(f"--output {path}: no such folder {path.parent}") from None
+        raise UsageError(f"--output {path}: cannot write there ({exc.strerror})") from None
+    try:
+        with handle:
             yield handle
         os.replace(partial, path)
     finally:
@@ -226,4 +229,4 @@ def export_command(
                 else:
                     count = write_atom(records, handle, "deportwatch export")
     if to is not None:
-        err.print(f"Exported {count} articles to {to}", highlight=False)
+        err.print(f"Exported {count} articles to {to}", highlight=False, markup=False)

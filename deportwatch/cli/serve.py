@@ -65,9 +65,12 @@ def serve(
                 f"note: no archive at {url.database} yet; the pages will say so until a crawl "
                 "creates it",
                 highlight=False,
+                markup=False,
             )
     shown = f"[{host}]" if ":" in host else host
-    err.print(f"Serving the archive read-only at http://{shown}:{port}/", highlight=False)
+    err.print(
+        f"Serving the archive read-only at http://{shown}:{port}/", highlight=False, markup=False
+    )
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal
     # to whatever handler was there before it. This one makes that a normal
     # return, so a stopped view exits 0 like ``deportwatch schedule``.

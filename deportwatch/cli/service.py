@@ -16,11 +16,11 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from db.engine import make_sessionmaker
+from db.engine import describe_url, explain_database_error, make_sessionmaker
 from db.migrate import open_archive
 from db.repository.runs import last_runs
 from deportwatch.archive.health import FAILED_OUTCOMES, SourceHealth, archive_health
-from deportwatch.cli.common import out, reported_errors
+from deportwatch.cli.common import error_line, out, reported_errors
 from deportwatch.config.settings import Settings, load_settings
 from deportwatch.config.sources import Source, load_sources
 from deportwatch.crawl.runner import waiting_in_spool
@@ -61,15 +61,20 @@ def list_sources(
 ) -> None:
     """List the configured sources with their last crawl's outcome.
 
+    When the archive cannot be read (its database is down, say), the sources are
+    still listed, without their last crawls, and the command exits 1 after one
+    line on stderr saying why. An archive not created yet is no error: nothing
+    has been crawled.
+
     Example: deportwatch sources --format json
     """
     with reported_errors():
         settings = load_settings()
         config = load_sources(settings.sources)
         runs = _last_runs_if_any(settings)
-    rows = []
+    rows: list[dict[str, object]] = []
     for source in config.sources:
-        run = runs.get(source.name)
+        run = runs.get(source.name) if runs is not None else None
         rows.append(
             {
                 "name": source.name,
@@ -84,21 +89,30 @@ def list_sources(
         )
     if output is ListFormat.json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
-        return
-    table = Table(title=f"Sources ({settings.sources})")
+    else:
+        _print_sources(settings, rows, archive_read=runs is not None)
+    if runs is None:
+        raise typer.Exit(1)
+
+
+def _print_sources(settings: Settings, rows: list[dict[str, object]], archive_read: bool) -> None:
+    # An archive that could not be read does not say "never crawled".
+    never = "never" if archive_read else "unknown"
+    table = Table(title=escape(f"Sources ({settings.sources})"))
     table.add_column("name", no_wrap=True)
     for column in ("kind", "languages", "schedule", "enabled", "last crawl", "outcome"):
         table.add_column(column)
     for row in rows:
-        table.add_row(
+        cells = (
             str(row["name"]),
             str(row["kind"]),
             ", ".join(row["languages"]),  # type: ignore[arg-type]
             str(row["schedule"] or "—"),
             "yes" if row["enabled"] else "no",
-            str(row["last_crawl"] or "never")[:16].replace("T", " "),
+            str(row["last_crawl"] or never)[:16].replace("T", " "),
             str(row["last_outcome"] or "—"),
         )
+        table.add_row(*(escape(cell) for cell in cells))
     out.print(table)
 
 
@@ -131,10 +145,10 @@ def status(
         colours = {"healthy": "green", "unhealthy": "red", "pending": "yellow"}
         for h in health:
             table.add_row(
-                h.name,
+                escape(h.name),
                 f"[{colours.get(h.state, 'dim')}]{h.state}[/]",
                 h.last_run_at.strftime("%Y-%m-%d %H:%M") if h.last_run_at else "never",
-                h.last_outcome or "—",
+                escape(h.last_outcome or "—"),
                 h.last_new_item_at.strftime("%Y-%m-%d %H:%M") if h.last_new_item_at else "—",
                 escape("; ".join(h.problems)) or "—",
             )
@@ -144,6 +158,7 @@ def status(
                 f"{name}: {count} fetched items wait in the spool {settings.spool_dir}; "
                 "the next crawl of this source stores them",
                 highlight=False,
+                markup=False,
             )
     if any(h.state == "unhealthy" for h in health):
         raise typer.Exit(1)
@@ -178,8 +193,9 @@ def _health_if_any(settings: Settings, sources: tuple[Source, ...]) -> list[Sour
         return archive_health(session, sources)
 
 
-def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]]:
-    """Last runs from the archive; an unreachable or missing archive shows none."""
+def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]] | None:
+    """Last runs from the archive, none before the first crawl; None (said on
+    stderr) when the archive is there but cannot be read."""
     try:
         with _existing_archive(settings) as session:
             if session is None:
@@ -188,5 +204,9 @@ def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]]:
                 name: (run.started_at.isoformat(), run.outcome)
                 for name, run in last_runs(session).items()
             }
-    except SQLAlchemyError:
-        return {}
+    except SQLAlchemyError as exc:
+        error_line(
+            f"database {describe_url(settings.database_url)} could not be read, so last crawls "
+            f"are not shown: {explain_database_error(exc)}"
+        )
+        return None

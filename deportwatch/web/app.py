@@ -1,7 +1,8 @@
 """The web application: routes, error pages, security headers, and a database it cannot write.
 
 Read-only by construction: the engine is opened read-only by the database
-itself (``db.engine.make_readonly_engine``) and every route answers GET only.
+itself (``db.engine.make_readonly_engine``) and every route answers GET (and
+HEAD, its headers alone) only.
 Errors are one readable message (a page, or ``{"error": ...}`` under /api);
 a stack trace never leaves the server.
 """
@@ -20,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.engine import make_readonly_engine, make_sessionmaker
 from deportwatch import __version__
@@ -91,6 +93,32 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SQLAlchemyError, database)
 
 
+class HeadAsGet:
+    """HEAD answered as GET without the body (RFC 9110 9.3.2), on every route.
+
+    Uptime monitors and ``curl -I`` ask HEAD; FastAPI's routes answer only the
+    methods they declare, and declaring HEAD on each would list every operation
+    twice in the OpenAPI schema.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 def create_app(settings: Settings) -> FastAPI:
     engine = make_readonly_engine(settings.web_database_url or settings.database_url)
 
@@ -132,4 +160,5 @@ def create_app(settings: Settings) -> FastAPI:
         response.headers.update(SECURITY_HEADERS)
         return response
 
+    app.add_middleware(HeadAsGet)
     return app
