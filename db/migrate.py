@@ -10,11 +10,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from db.engine import describe_url, explain_database_error, make_engine, make_writer_engine
-from deportwatch.config.errors import DeportwatchError
+from db.engine import (
+    describe_url,
+    explain_database_error,
+    make_engine,
+    make_readonly_engine,
+    make_writer_engine,
+)
+from deportwatch.config.errors import ConfigError, DeportwatchError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -27,6 +35,47 @@ def _config() -> Config:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def _known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+class NoArchiveError(ConfigError):
+    """There is no archive at the configured place yet (exit code 2)."""
+
+
+class SchemaMismatchError(ConfigError):
+    """The archive's schema is not the one this version reads (exit code 2).
+
+    Exit 2, as for a wrong setting: nothing was read, and it will not change
+    until someone upgrades the archive or deportwatch.
+    """
+
+
+def check_schema(engine: Engine, url: str) -> None:
+    """Refuse an archive whose schema this version cannot read, in one line; never migrate."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise NoArchiveError(
+            f"no archive at {describe_url(url)} yet: run a crawl "
+            "(deportwatch crawl --all) or `deportwatch init` to create it"
+        )
+    if _known(current):
+        raise SchemaMismatchError(
+            f"archive schema is at {current}, this version needs {head}: "
+            "run `deportwatch init` where it is writable"
+        )
+    raise SchemaMismatchError(
+        f"archive schema is at {current}, newer than this version of deportwatch knows "
+        f"(it needs {head}): read it with the deportwatch that wrote it, or upgrade deportwatch"
+    )
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -62,6 +111,41 @@ def open_archive(url: str, migrate: bool = True, writer: bool = False) -> Iterat
     try:
         if migrate:
             upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
+
+
+@contextmanager
+def open_archive_readonly(url: str) -> Iterator[Engine]:
+    """An engine that cannot write, on an archive whose schema is the one this version
+    reads; never created, never migrated (``make_readonly_engine``), always disposed.
+
+    For the commands that only read: they work on an archive handed over
+    read-only, and leave its schema to ``deportwatch init`` where it is writable.
+    """
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        raise NoArchiveError(
+            f"no archive at {missing} yet: run a crawl (deportwatch crawl --all) "
+            "or `deportwatch init` to create it"
+        )
+    engine = make_readonly_engine(url)
+    try:
+        try:
+            check_schema(engine, url)
+        except OperationalError as exc:
+            raise DeportwatchError(
+                f"database {describe_url(url)}: cannot open: {explain_database_error(exc)}"
+            ) from None
         yield engine
     finally:
         engine.dispose()
