@@ -83,19 +83,78 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration; a no-op when it is there already."""
+def _where(engine: Engine) -> str:
+    """The archive as a person finds it: a SQLite file's path, else the URL."""
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        return engine.url.database
+    return describe_url(engine.url.render_as_string(hide_password=False))
+
+
+def _check_writable(engine: Engine) -> None:
+    """Ask the database itself whether this process may write, before any work starts.
+
+    SQLite opens a file it cannot write read-only without a word and answers
+    reads; in WAL mode even BEGIN IMMEDIATE succeeds. Only a write tells: the
+    header's user_version set to the value it has, then rolled back. A
+    PostgreSQL session may be read only (``default_transaction_read_only``, a
+    standby).
+    """
+    raw = engine.raw_connection()
     try:
-        if current_revision(engine) == head_revision():
-            return
-        config = _config()
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        cursor = raw.cursor()
+        if engine.dialect.name == "sqlite":
+            try:
+                cursor.execute("PRAGMA user_version")
+                row = cursor.fetchone()
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor.execute(f"PRAGMA user_version = {int(row[0]) if row else 0}")
+                finally:
+                    cursor.execute("ROLLBACK")
+            except engine.dialect.loaded_dbapi.OperationalError as exc:
+                reason = explain_database_error(exc)
+                if reason.startswith("read-only"):
+                    raise _read_only(engine, str(exc)) from None
+                raise DeportwatchError(
+                    f"database {describe_url(str(engine.url))}: cannot write: {reason}"
+                ) from None
+        elif engine.dialect.name == "postgresql":
+            cursor.execute("SHOW transaction_read_only")
+            setting = cursor.fetchone()
+            raw.rollback()
+            if setting and setting[0] == "on":
+                raise _read_only(engine, "its sessions are read only")
+        cursor.close()
+    finally:
+        raw.close()
+
+
+def _read_only(engine: Engine, reason: str) -> DeportwatchError:
+    return DeportwatchError(
+        f"the archive {_where(engine)} is read-only here ({reason}): this command writes to "
+        "it; search, show, figures, export, status, sources and serve can read it as it is"
+    )
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration; a no-op when it is there already.
+
+    An archive this process cannot write is one line naming it, even when its
+    schema is current: the callers are about to write.
+    """
+    try:
+        if current_revision(engine) != head_revision():
+            config = _config()
+            with engine.begin() as conn:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        _check_writable(engine)
     except OperationalError as exc:
+        reason = explain_database_error(exc)
+        if reason.startswith("read-only"):
+            raise _read_only(engine, str(exc.orig).strip()) from None
         raise DeportwatchError(
-            f"database {describe_url(str(engine.url))}: cannot open or migrate: "
-            f"{explain_database_error(exc)}"
+            f"database {describe_url(str(engine.url))}: cannot open or migrate: {reason}"
         ) from None
 
 
