@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,6 +130,13 @@ def _check_writable(engine: Engine) -> None:
         raw.close()
 
 
+def _sqlite_cannot_write(engine: Engine) -> bool:
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return False
+    path = Path(engine.url.database)
+    return path.is_file() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
 def _read_only(engine: Engine, reason: str) -> DeportwatchError:
     return DeportwatchError(
         f"the archive {_where(engine)} is read-only here ({reason}): this command writes to "
@@ -153,6 +161,10 @@ def upgrade(engine: Engine) -> None:
         reason = explain_database_error(exc)
         if reason.startswith("read-only"):
             raise _read_only(engine, str(exc.orig).strip()) from None
+        if _sqlite_cannot_write(engine):
+            # A read-only mount: SQLite cannot open the WAL index beside the file
+            # and says only "unable to open database file".
+            raise _read_only(engine, f"{reason}; its file or folder cannot be written") from None
         raise DeportwatchError(
             f"database {describe_url(str(engine.url))}: cannot open or migrate: {reason}"
         ) from None
