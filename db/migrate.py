@@ -87,7 +87,7 @@ def current_revision(engine: Engine) -> str | None:
 def _where(engine: Engine) -> str:
     """The archive as a person finds it: a SQLite file's path, else the URL."""
     if engine.dialect.name == "sqlite" and engine.url.database:
-        return engine.url.database
+        return engine.url.database.removeprefix("file:")  # a URI filename's path
     return describe_url(engine.url.render_as_string(hide_password=False))
 
 
