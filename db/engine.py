@@ -9,10 +9,10 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from deportwatch.config.errors import ConfigError
+from deportwatch.config.errors import ConfigError, DeportwatchError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -144,24 +144,103 @@ def _sqlite_read_only(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# SQLite's primary result codes (the low byte of an extended code).
+_SQLITE_READONLY = 8
+_SQLITE_CANTOPEN = 14
+
+
+def _wal_path(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def _wal_holds_changes(path: Path) -> bool:
+    wal = _wal_path(path)
+    return wal.exists() and wal.stat().st_size > 0
+
+
+class ArchiveUnreadableError(DeportwatchError):
+    """A read-only archive SQLite cannot open for reading without writing beside it."""
+
+
+def _sqlite_connect_read_only(path: Path) -> Callable[..., Any]:
+    """``do_connect``: open the file ``mode=ro``; where that cannot read it, ``immutable=1``.
+
+    The archive is in WAL mode (``make_engine``), and a WAL reader needs the
+    ``-shm`` index beside the file, creating it (and an empty ``-wal``) when it
+    is not there. In a folder this process cannot write (a read-only folder or
+    bind mount, the usual way to hand an archive to an analyst) ``mode=ro``
+    then fails on the first read with "attempt to write a readonly database"
+    (SQLITE_READONLY_DIRECTORY) or "unable to open database file" (on a
+    read-only mount). That is why the web view answered 503 on its first SELECT.
+
+    While a writer has the archive open the ``-shm`` and ``-wal`` exist and
+    ``mode=ro`` works, so it is tried first. When it fails and there is no
+    ``-wal`` with content, every committed transaction is in the file itself
+    (the last connection to close checkpoints and removes the log), so reading
+    the file as ``immutable=1`` (no ``-shm``, no locks) reads the archive exactly
+    as it is. A ``-wal`` with content that cannot be indexed holds commits the
+    file does not have: reading without them would be silently stale, so that is
+    an error. A writer that appears later is caught at checkout (below).
+    """
+
+    def do_connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+        dbapi = dialect.loaded_dbapi
+        connection = dbapi.connect(*cargs, **cparams)
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            record.info["immutable"] = False
+            return connection
+        except dbapi.OperationalError as exc:
+            connection.close()
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code not in (_SQLITE_READONLY, _SQLITE_CANTOPEN) or not path.is_file():
+                raise
+            if _wal_holds_changes(path):
+                raise ArchiveUnreadableError(
+                    f"the archive {path} is read-only here and its write-ahead log "
+                    f"{_wal_path(path).name} holds changes SQLite can only read by writing "
+                    "beside the archive: run any deportwatch command once where its folder "
+                    "is writable, then hand it over again"
+                ) from None
+        record.info["immutable"] = True
+        immutable = f"file:{quote(str(path))}?mode=ro&immutable=1"
+        return dbapi.connect(immutable, **(cparams | {"uri": True}))
+
+    return do_connect
+
+
+def _sqlite_drop_stale_immutable(path: Path) -> Callable[[Any, Any, Any], None]:
+    """``checkout``: an ``immutable=1`` connection taken while a writer has started
+    would read the file under the writer's feet; the pool opens a new one instead."""
+
+    def checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get("immutable") and _wal_path(path).exists():
+            raise DisconnectionError("a writer opened the archive since this connection")
+
+    return checkout
+
+
 def make_readonly_engine(url: str) -> Engine:
     """An engine that cannot write, enforced by the database, not by our code.
 
-    SQLite: the file is opened with ``mode=ro`` (and ``query_only``), and a
-    missing file is never created. PostgreSQL: every transaction is read only
-    (``default_transaction_read_only``); a read-only role in the URL adds a
-    second lock.
+    SQLite: the file is opened with ``mode=ro`` (and ``query_only``), or
+    ``immutable=1`` where the folder cannot be written (see
+    ``_sqlite_connect_read_only``); a missing file is never created.
+    PostgreSQL: every transaction is read only (``default_transaction_read_only``);
+    a read-only role in the URL adds a second lock.
     """
     parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
             raise ConfigError("a read-only view needs an archive file, not an in-memory database")
-        path = quote(str(Path(parsed.database).resolve()))
+        resolved = Path(parsed.database).resolve()
         engine = create_engine(
-            f"sqlite:///file:{path}?mode=ro&uri=true",
+            f"sqlite:///file:{quote(str(resolved))}?mode=ro&uri=true",
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
+        event.listen(engine, "do_connect", _sqlite_connect_read_only(resolved))
         event.listen(engine, "connect", _sqlite_read_only)
+        event.listen(engine.pool, "checkout", _sqlite_drop_stale_immutable(resolved))
         return engine
     given = parsed.query.get("options") or ()
     given = (given,) if isinstance(given, str) else given

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
@@ -105,16 +106,17 @@ def free_port() -> int:
 
 
 class ServedView:
-    """``deportwatch serve`` in a subprocess on a free loopback port."""
+    """``deportwatch serve`` in a subprocess on a free loopback port; ``prefix`` runs
+    it through another command (one that drops privileges, say)."""
 
-    def __init__(self, database_url: str, tmp_path: Path) -> None:
+    def __init__(self, database_url: str, tmp_path: Path, prefix: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / "serve.log"
         env = cli_env(database_url, REPO / "sources.toml", tmp_path)
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
-                [DEPORTWATCH, "serve", "--port", str(self.port)],
+                [*prefix, DEPORTWATCH, "serve", "--port", str(self.port)],
                 env=env,
                 cwd=tmp_path,
                 stdout=log,

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from db.engine import make_sessionmaker
-from db.migrate import open_archive
+from db.migrate import open_archive_readonly
 from deportwatch.archive.dates import parse_since
 from deportwatch.archive.figures import FIELDS as FIGURE_FIELDS
 from deportwatch.archive.figures import figure_records
@@ -53,7 +53,10 @@ def figures(
     with reported_errors():
         settings = load_settings()
         since_day = parse_since(since).date() if since else None
-        with open_archive(settings.database_url) as engine, make_sessionmaker(engine)() as session:
+        with (
+            open_archive_readonly(settings.database_url) as engine,
+            make_sessionmaker(engine)() as session,
+        ):
             records = figure_records(session, metric, since_day)
     if output is FiguresFormat.json:
         print(json.dumps(records, ensure_ascii=False, indent=2))
@@ -91,7 +94,10 @@ def show(
     """
     with reported_errors():
         settings = load_settings()
-        with open_archive(settings.database_url) as engine, make_sessionmaker(engine)() as session:
+        with (
+            open_archive_readonly(settings.database_url) as engine,
+            make_sessionmaker(engine)() as session,
+        ):
             article = load_article(session, article_id)
             record = article_record(article)
             diffs = version_diffs(article)

@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from db.engine import make_sessionmaker
-from db.migrate import open_archive
+from db.migrate import open_archive_readonly
 from db.search import Filters, iter_matches, search
 from deportwatch.archive.export import (
     EXPORT_FIELDS,
@@ -116,7 +116,10 @@ def search_command(
     """
     with reported_errors():
         settings = load_settings()
-        with open_archive(settings.database_url) as engine, make_sessionmaker(engine)() as session:
+        with (
+            open_archive_readonly(settings.database_url) as engine,
+            make_sessionmaker(engine)() as session,
+        ):
             filters = _filters(
                 session,
                 settings,
@@ -206,7 +209,7 @@ def export_command(
     with reported_errors():
         settings = load_settings()
         with (
-            open_archive(settings.database_url) as engine,
+            open_archive_readonly(settings.database_url) as engine,
             make_sessionmaker(engine)() as session,
         ):
             filters = _filters(

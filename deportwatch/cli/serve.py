@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import signal
 import socket
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
+from db.engine import explain_database_error
+from db.migrate import open_archive_readonly
 from deportwatch.cli.common import err, reported_errors
-from deportwatch.config.errors import UsageError
+from deportwatch.config.errors import DeportwatchError, UsageError
 from deportwatch.config.settings import load_settings
 
 
@@ -32,6 +33,23 @@ def _check_can_listen(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as exc:
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _note_unreadable_archive(url: str) -> None:
+    """One line at start-up when the archive cannot be read as it is; the view
+    still starts, since a crawl or ``deportwatch init`` (the container's
+    scheduler, say) may make it readable while it runs."""
+    try:
+        with open_archive_readonly(url):
+            return
+    except (DeportwatchError, SQLAlchemyError) as exc:
+        reason = explain_database_error(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+    err.print(
+        f"note: {reason}; the pages answer 503 until it can be read",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def serve(
@@ -59,14 +77,7 @@ def serve(
         from deportwatch.web.app import create_app  # noqa: PLC0415
 
         web_app = create_app(settings)
-        url = make_url(settings.web_database_url or settings.database_url)
-        if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
-            err.print(
-                f"note: no archive at {url.database} yet; the pages will say so until a crawl "
-                "creates it",
-                highlight=False,
-                markup=False,
-            )
+        _note_unreadable_archive(settings.web_database_url or settings.database_url)
     shown = f"[{host}]" if ":" in host else host
     err.print(
         f"Serving the archive read-only at http://{shown}:{port}/", highlight=False, markup=False

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from db.engine import describe_url, explain_database_error, make_sessionmaker
-from db.migrate import open_archive
+from db.migrate import NoArchiveError, open_archive_readonly
 from db.repository.runs import last_runs
 from deportwatch.archive.health import FAILED_OUTCOMES, SourceHealth, archive_health
 from deportwatch.cli.common import error_line, out, reported_errors
+from deportwatch.config.errors import DeportwatchError
 from deportwatch.config.settings import Settings, load_settings
 from deportwatch.config.sources import Source, load_sources
 from deportwatch.crawl.runner import waiting_in_spool
@@ -166,20 +165,18 @@ def status(
 
 @contextmanager
 def _existing_archive(settings: Settings) -> Iterator[Session | None]:
-    """A session on the archive when one exists with its tables; else None.
+    """A read-only session on the archive when there is one; else None.
 
-    For commands that only read: they never create or migrate an archive.
+    For commands that only read: they never create or migrate an archive, and
+    read one handed over read-only.
     """
-    url = settings.database_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        yield None
-        return
-    with open_archive(url, migrate=False) as engine:
-        if not inspect(engine).has_table("crawl_runs"):
+    with ExitStack() as stack:
+        try:
+            engine = stack.enter_context(open_archive_readonly(settings.database_url))
+        except NoArchiveError:
             yield None
             return
-        with make_sessionmaker(engine)() as session:
-            yield session
+        yield stack.enter_context(make_sessionmaker(engine)())
 
 
 def _health_if_any(settings: Settings, sources: tuple[Source, ...]) -> list[SourceHealth]:
@@ -204,9 +201,10 @@ def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]] | None:
                 name: (run.started_at.isoformat(), run.outcome)
                 for name, run in last_runs(session).items()
             }
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, DeportwatchError) as exc:
+        reason = explain_database_error(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
         error_line(
             f"database {describe_url(settings.database_url)} could not be read, so last crawls "
-            f"are not shown: {explain_database_error(exc)}"
+            f"are not shown: {reason}"
         )
         return None

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from db.engine import make_readonly_engine, make_sessionmaker
+from db.engine import ArchiveUnreadableError, make_readonly_engine, make_sessionmaker
 from deportwatch import __version__
 from deportwatch.config.errors import UsageError
 from deportwatch.config.settings import Settings
@@ -91,6 +91,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UsageError, usage)
     app.add_exception_handler(HTTPException, http)
     app.add_exception_handler(SQLAlchemyError, database)
+    app.add_exception_handler(ArchiveUnreadableError, database)
 
 
 class HeadAsGet:
