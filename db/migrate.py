@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from db.engine import (
     describe_url,
@@ -107,9 +107,10 @@ def _check_writable(engine: Engine) -> None:
             try:
                 cursor.execute("PRAGMA user_version")
                 row = cursor.fetchone()
+                version = int(row[0]) if row else 0
                 cursor.execute("BEGIN IMMEDIATE")
                 try:
-                    cursor.execute(f"PRAGMA user_version = {int(row[0]) if row else 0}")
+                    cursor.execute(f"PRAGMA user_version = {version}")
                 finally:
                     cursor.execute("ROLLBACK")
             except engine.dialect.loaded_dbapi.OperationalError as exc:
@@ -188,8 +189,11 @@ def open_archive(url: str, migrate: bool = True, writer: bool = False) -> Iterat
 
 
 def _missing_sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # make_readonly_engine says what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     path = Path(parsed.database)
     return None if path.exists() else path

@@ -39,6 +39,8 @@ from tests.conftest import REPO, WEB
 from tests.helpers import DEPORTWATCH, ServedView, cli_env
 
 SOURCES = REPO / "sources.toml"
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 # Root keeps its uid but loses CAP_DAC_OVERRIDE and the rest: the files' owner
 # bits then bind it like anyone else.
 WITHOUT_CAPABILITIES = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"]
@@ -135,10 +137,9 @@ def handed(
     tmp_path: Path,
 ) -> Iterator[Handed]:
     """The archive as an analyst gets it: a read-only file (in a folder its owner may
-    write), a read-only folder, or a read-only bind mount. Only on SQLite: on
-    PostgreSQL read-only is the role's or the session's, tested below."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("file permissions are SQLite's; PostgreSQL is tested below")
+    write), a read-only folder, or a read-only bind mount. The tests that use it
+    run on SQLite only (ON_SQLITE): on PostgreSQL read-only is the role's or the
+    session's, tested below."""
     _add_readings(session)
     session.close()
     engine.dispose()  # the last connection to close checkpoints and removes the -wal
@@ -163,6 +164,7 @@ def handed(
     folder.chmod(0o755)
 
 
+@ON_SQLITE
 def test_read_commands_read_a_read_only_archive(handed: Handed, corpus: dict[str, Article]) -> None:
     before = _sha256(handed.path)
     found = handed.run("search", "Kherson", "--all-copies", "--format", "json")
@@ -199,6 +201,7 @@ def test_read_commands_read_a_read_only_archive(handed: Handed, corpus: dict[str
     assert _sha256(handed.path) == before
 
 
+@ON_SQLITE
 def test_serve_reads_a_read_only_archive(handed: Handed, corpus: dict[str, Article]) -> None:
     view = ServedView(handed.url, handed.tmp_path, prefix=handed.prefix)
     try:
@@ -216,6 +219,7 @@ def test_serve_reads_a_read_only_archive(handed: Handed, corpus: dict[str, Artic
     assert "note:" not in log
 
 
+@ON_SQLITE
 @pytest.mark.parametrize(
     "args", [["init"], ["crawl", "nv-en", "--replay", str(WEB)]], ids=["init", "crawl"]
 )
@@ -319,9 +323,8 @@ def test_no_archive_is_one_line_and_none_is_created(tmp_path: Path) -> None:
     assert not archive.parent.exists()
 
 
+@ON_POSTGRESQL
 def test_an_empty_postgresql_schema_is_no_archive(database_url: str, tmp_path: Path) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("an empty SQLite file is the missing-file case above")
     result = invoke(["search"], database_url, tmp_path)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: no archive at postgresql")
@@ -336,11 +339,10 @@ def test_the_readers_engine_is_read_only(engine: Engine, database_url: str) -> N
             conn.execute(text("UPDATE articles SET title = 'changed'"))
 
 
+@ON_POSTGRESQL
 def test_writers_on_read_only_postgresql_sessions_say_so(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's read-only sessions")
     parsed = make_url(database_url)
     options = f"{parsed.query['options']} -c default_transaction_read_only=on"
     url = parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)

@@ -26,6 +26,7 @@ FORMATTED_SQL = {
     ("db/engine.py", "busy_timeout_ms"): "an int computed from the URL (PRAGMA takes no parameter)",
     ("db/engine.py", "SQLITE_BUSY_TIMEOUT_MS"): "a module constant",
     ("db/engine.py", "PG_LOCK_TIMEOUT_MS"): "a module constant (SET takes no parameter)",
+    ("db/migrate.py", "version"): "an int read from the database (PRAGMA takes no parameter)",
     ("db/migrations/versions/0007_search.py", "trigger"): "a loop over a constant tuple",
     ("db/migrations/versions/0007_search.py", "PG_VECTOR"): "a module constant (DDL)",
 }
