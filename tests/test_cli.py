@@ -197,7 +197,10 @@ def test_a_sources_file_error_keeps_its_brackets(
 def test_names_that_look_like_markup_are_quoted_as_typed(
     args: list[str], name: str, tmp_path: Path
 ) -> None:
-    result = run_cli(args, f"sqlite:///{tmp_path / 'a.db'}", REPO / "sources.toml", tmp_path)
+    archive = f"sqlite:///{tmp_path / 'a.db'}"
+    # Readers never create an archive, so there is one to read.
+    assert run_cli(["init"], archive, REPO / "sources.toml", tmp_path).returncode == 0
+    result = run_cli(args, archive, REPO / "sources.toml", tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"error: unknown source '{name}' (known: ")
     assert len(result.stderr.strip().splitlines()) == 1
