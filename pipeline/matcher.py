@@ -22,6 +22,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from deportwatch.config.keywords import Dimension, Scope, Taxonomy
 from pipeline.lexicon import lemmatize
@@ -91,8 +92,8 @@ class Frame:
     reason: str
     signals: tuple[Signal, ...] = ()
 
-    def record(self) -> dict[str, object]:
-        record: dict[str, object] = {"verdict": self.verdict, "reason": self.reason}
+    def record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"verdict": self.verdict, "reason": self.reason}
         for signal in self.signals:
             record[signal.dimension] = {
                 "answer": signal.answer,
@@ -126,7 +127,7 @@ class Match:
         return self.frame is None or self.frame.verdict != VETOED
 
     @property
-    def details(self) -> dict[str, object] | None:
+    def details(self) -> dict[str, Any] | None:
         """The frame as stored with the match (flag_matches.details)."""
         return self.frame.record() if self.frame is not None else None
 
@@ -396,12 +397,11 @@ class Matcher:
             if category in dimension.categories
         )
         excluded = self._vetoed(category, parts, by_payload, tokens)
-        if excluded is not None:
-            return Frame(VETOED, excluded, answers)
-        others = [a for a in answers if a.answer == "other"]
-        if others:
-            reason = "; ".join(f"{a.dimension} is other: {', '.join(a.words)}" for a in others)
-            return Frame(VETOED, reason, answers)
+        others = [
+            f"{a.dimension} is other: {', '.join(a.words)}" for a in answers if a.answer == "other"
+        ]
+        if excluded is not None or others:
+            return Frame(VETOED, "; ".join(([excluded] if excluded else []) + others), answers)
         ours = [a for a in answers if a.answer == "ours"]
         required = self._requirements.get(category)
         if required and not any(a.dimension in required for a in ours):

@@ -17,7 +17,7 @@ from db.migrate import open_archive
 from deportwatch.archive.dates import parse_since
 from deportwatch.archive.figures import FIELDS as FIGURE_FIELDS
 from deportwatch.archive.figures import figure_records
-from deportwatch.archive.show import article_record, load_article, version_diffs
+from deportwatch.archive.show import article_record, frame_summary, load_article, version_diffs
 from deportwatch.cli.common import highlight, out, reported_errors
 from deportwatch.config.settings import load_settings
 
@@ -113,11 +113,19 @@ def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
             f"[dim]{'flagged':>10}[/] [red]{', '.join(record['flag_categories'])}[/] "
             f"(score {record['flag_score']}, keywords {record['keywords_version']})"
         )
-        for match in record["matches"]:
-            out.print(
-                f"           · {match['category']}/{match['rule']}: {highlight(match['snippet'])}",
-                highlight=False,
-            )
+    elif record["matches"]:
+        out.print(
+            f"[dim]{'not flagged':>10}[/] every match vetoed by its frame "
+            f"(keywords {record['keywords_version']})"
+        )
+    for match in record["matches"]:
+        verdict = match["verdict"] or "counted"
+        out.print(
+            f"           · {match['category']}/{match['rule']} ({verdict}): "
+            f"{highlight(match['snippet'])}",
+            highlight=False,
+        )
+        out.print(f"             {escape(frame_summary(match['frame']))}", highlight=False)
     story = record["story"]
     if story["members"]:
         out.print(f"[dim]{'story':>10}[/] #{story['cluster_id']}, also carried by:")
