@@ -22,7 +22,8 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from deportwatch.config.keywords import Dimension, Scope, Taxonomy
 from pipeline.lexicon import lemmatize
@@ -61,10 +62,11 @@ class Element:
         return norm in self.forms or lemma in self.forms
 
 
-@dataclass(frozen=True)
-class Payload:
+class Payload(NamedTuple):
+    # A tuple, not a dataclass: millions are hashed and made per run, and a tuple's
+    # hash and constructor are C code.
     kind: str  # rule | exclude | frame
-    index: int
+    entry: int  # which rule, exclusion or dimension
     group: int  # a rule's group; for a frame dimension one of the sides below
 
 
@@ -103,11 +105,16 @@ class Frame:
         return record
 
 
-@dataclass(frozen=True)
-class Occurrence:
+class Occurrence(NamedTuple):
     payload: Payload
     first: int  # token indexes, inclusive
     last: int
+
+
+# A word's terms: those it completes alone (deduplicated), and phrases it may begin.
+_Phrase = tuple[tuple["Element", ...], Payload]
+_Hits = tuple[tuple[Payload, ...], tuple[_Phrase, ...]]
+_NO_HITS: _Hits = ((), ())
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,7 @@ class _Tokens:
     norms: list[str]
     lemmas: list[str]
     sentences: list[int]
+    hits: list[_Hits]
 
 
 class Matcher:
@@ -155,11 +163,11 @@ class Matcher:
 
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
-        # Per document language, a word as written -> (its normal form, its lemma);
-        # equal strings are stored once (the word is usually its own normal form).
-        self._word_cache: dict[str | None, dict[str, tuple[str, str]]] = {}
+        # Per document language, a word as written -> its normal form, its lemma and
+        # the terms it matches; equal strings are stored once (the word is usually
+        # its own normal form), and most words match nothing (one shared empty tuple).
+        self._word_cache: dict[str | None, dict[str, tuple[str, str, _Hits]]] = {}
         self._words_cached = 0
-        self._stem_cache: dict[str, list[tuple[tuple[Element, ...], Payload]]] = {}
         self._by_form: dict[str, list[tuple[tuple[Element, ...], Payload]]] = defaultdict(list)
         self._by_prefix: list[tuple[str, tuple[Element, ...], Payload]] = []
         for index, rule in enumerate(taxonomy.rules):
@@ -227,9 +235,9 @@ class Matcher:
             return "ru"
         return doc_lang if doc_lang in ("uk", "ru") else "uk"
 
-    def _word(self, word: str, doc_lang: str | None) -> tuple[str, str]:
-        """A word as written to its normal form and lemma, remembered per document
-        language: news text repeats its words, and this runs for every one."""
+    def _word(self, word: str, doc_lang: str | None) -> tuple[str, str, _Hits]:
+        """A word as written to its normal form, lemma and terms, remembered per
+        document language: news text repeats its words, and this runs for every one."""
         table = self._word_cache.get(doc_lang)
         if table is None:
             table = self._word_cache[doc_lang] = {}
@@ -240,7 +248,8 @@ class Matcher:
                 norm = word
             lang = self._token_lang(norm, doc_lang)
             lemma = self._lemma(norm, lang) if lang else norm
-            known = (norm, norm if lemma == norm else lemma)
+            lemma = norm if lemma == norm else lemma
+            known = (norm, lemma, self._hits(norm, lemma))
             if self._words_cached > _CACHE_LIMIT:
                 for cached in self._word_cache.values():
                     cached.clear()
@@ -249,8 +258,26 @@ class Matcher:
             self._words_cached += 1
         return known
 
+    def _hits(self, norm: str, lemma: str) -> _Hits:
+        """The terms a word matches by form, lemma or stem; checking every stem of
+        the taxonomy is the costly part, done once per word thanks to the cache."""
+        candidates = list(self._by_form.get(norm, ()))
+        if lemma != norm:
+            candidates.extend(self._by_form.get(lemma, ()))
+        if norm.startswith(self._prefixes):
+            candidates.extend((e, p) for prefix, e, p in self._by_prefix if norm.startswith(prefix))
+        if not candidates:
+            return _NO_HITS
+        singles = tuple(dict.fromkeys(p for e, p in candidates if len(e) == 1))
+        phrases = tuple(dict.fromkeys((e, p) for e, p in candidates if len(e) > 1))
+        return singles, phrases
+
     def _tokenize(self, text: str, doc_lang: str | None) -> _Tokens:
-        spans, norms, lemmas, sentences = [], [], [], []
+        spans: list[tuple[int, int]] = []
+        norms: list[str] = []
+        lemmas: list[str] = []
+        sentences: list[int] = []
+        hits: list[_Hits] = []
         boundaries = [
             m.end() for m in _SENTENCE_END.finditer(text) if not _is_abbreviation(text, m.start())
         ]
@@ -259,26 +286,26 @@ class Matcher:
             while next_boundary < len(boundaries) and m.start() >= boundaries[next_boundary]:
                 sentence += 1
                 next_boundary += 1
-            norm, lemma = self._word(m.group(), doc_lang)
+            norm, lemma, found = self._word(m.group(), doc_lang)
             spans.append(m.span())
             norms.append(norm)
             lemmas.append(lemma)
             sentences.append(sentence)
-        return _Tokens(text, spans, norms, lemmas, sentences)
+            hits.append(found)
+        return _Tokens(text, spans, norms, lemmas, sentences, hits)
 
-    def _occurrences(self, tokens: _Tokens) -> list[Occurrence]:
-        found: list[Occurrence] = []
+    def _occurrences(self, tokens: _Tokens) -> dict[Payload, list[Occurrence]]:
+        """Every term found, grouped by what it stands for, each group in token order."""
+        found: dict[Payload, list[Occurrence]] = defaultdict(list)
         norms, lemmas = tokens.norms, tokens.lemmas
         count = len(norms)
-        for i in range(count):
-            norm, lemma = norms[i], lemmas[i]
-            candidates = list(self._by_form.get(norm, ()))
-            if lemma != norm:
-                candidates.extend(self._by_form.get(lemma, ()))
-            if norm.startswith(self._prefixes):
-                candidates.extend(self._stem_candidates(norm))
+        for i, (singles, phrases) in enumerate(tokens.hits):
+            for payload in singles:
+                found[payload].append(Occurrence(payload, i, i))
+            if not phrases:
+                continue
             seen: set[tuple[int, Payload]] = set()
-            for elements, payload in candidates:
+            for elements, payload in phrases:
                 last = i + len(elements) - 1
                 if last >= count or (last, payload) in seen:
                     continue
@@ -287,18 +314,7 @@ class Matcher:
                     for k in range(1, len(elements))
                 ):
                     seen.add((last, payload))
-                    found.append(Occurrence(payload, i, last))
-        return found
-
-    def _stem_candidates(self, norm: str) -> list[tuple[tuple[Element, ...], Payload]]:
-        """Terms whose first word is a stem of ``norm``, memoized: news text repeats
-        its words, and checking every stem of the taxonomy per word is the costly part."""
-        found = self._stem_cache.get(norm)
-        if found is None:
-            if len(self._stem_cache) > _CACHE_LIMIT:
-                self._stem_cache.clear()
-            found = [(e, p) for prefix, e, p in self._by_prefix if norm.startswith(prefix)]
-            self._stem_cache[norm] = found
+                    found[payload].append(Occurrence(payload, i, last))
         return found
 
     # -- deciding ----------------------------------------------------------------
@@ -327,9 +343,7 @@ class Matcher:
     ) -> tuple[list[Match], Callable[[], _FieldSignals]]:
         """The field's matches, and its frame signals (made when first asked for)."""
         tokens = self._tokenize(content, lang)
-        by_payload: dict[tuple[str, int, int], list[Occurrence]] = defaultdict(list)
-        for occ in self._occurrences(tokens):
-            by_payload[(occ.payload.kind, occ.payload.index, occ.payload.group)].append(occ)
+        by_payload = self._occurrences(tokens)
         made: list[_FieldSignals] = []
 
         def signals() -> _FieldSignals:
@@ -343,13 +357,13 @@ class Matcher:
         self,
         field: str,
         tokens: _Tokens,
-        by_payload: dict[tuple[str, int, int], list[Occurrence]],
+        by_payload: dict[Payload, list[Occurrence]],
         signals: Callable[[], _FieldSignals],
     ) -> Iterable[Match]:
         done: set[tuple[int, int]] = set()  # (rule, sentence): one counted match each
         vetoed: dict[tuple[int, int], Match] = {}  # else the first vetoed one, as evidence
         for index, rule in enumerate(self.taxonomy.rules):
-            anchors = by_payload.get(("rule", index, 0), [])
+            anchors = by_payload.get(Payload("rule", index, 0), [])
             for anchor in anchors:
                 sentence = tokens.sentences[anchor.first]
                 if (index, sentence) in done:
@@ -357,7 +371,10 @@ class Matcher:
                 parts = [anchor]
                 for group in range(1, len(rule.all)):
                     near = _nearest(
-                        anchor, by_payload.get(("rule", index, group), []), rule.within, tokens
+                        anchor,
+                        by_payload.get(Payload("rule", index, group), []),
+                        rule.within,
+                        tokens,
                     )
                     if near is None:
                         break
@@ -386,7 +403,7 @@ class Matcher:
         self,
         category: str,
         parts: list[Occurrence],
-        by_payload: dict[tuple[str, int, int], list[Occurrence]],
+        by_payload: dict[Payload, list[Occurrence]],
         tokens: _Tokens,
         signals: _FieldSignals,
     ) -> Frame:
@@ -416,14 +433,14 @@ class Matcher:
         self,
         category: str,
         parts: list[Occurrence],
-        by_payload: dict[tuple[str, int, int], list[Occurrence]],
+        by_payload: dict[Payload, list[Occurrence]],
         tokens: _Tokens,
     ) -> str | None:
         """The exclusion that vetoes the match, with its word, or None."""
         for index, exclusion in enumerate(self.taxonomy.exclusions):
             if exclusion.categories and category not in exclusion.categories:
                 continue
-            found = by_payload.get(("exclude", index, 0), [])
+            found = by_payload.get(Payload("exclude", index, 0), [])
             for part in parts:
                 near = _nearest(part, found, exclusion.within, tokens)
                 if near is not None:
@@ -476,7 +493,7 @@ class _FieldSignals:
     def __init__(
         self,
         dimensions: tuple[Dimension, ...],
-        by_payload: dict[tuple[str, int, int], list[Occurrence]],
+        by_payload: dict[Payload, list[Occurrence]],
         tokens: _Tokens,
         body: Callable[[], _FieldSignals] | None = None,
     ) -> None:
@@ -484,14 +501,14 @@ class _FieldSignals:
         self.body = body
         self.sides: list[tuple[list[Occurrence], list[Occurrence]]] = []
         for number in range(len(dimensions)):
-            background = by_payload.get(("frame", number, BACKGROUND), [])
-            after = by_payload.get(("frame", number, NOT_AFTER), [])
+            background = by_payload.get(Payload("frame", number, BACKGROUND), [])
+            after = by_payload.get(Payload("frame", number, NOT_AFTER), [])
             hidden = {t for b in background for t in range(b.first, b.last + 1)}
             blocked = {t for a in after for t in range(a.last + 1, a.last + 2 + _NOT_AFTER_GAP)}
             ours, other = (
                 [
                     o
-                    for o in by_payload.get(("frame", number, side), [])
+                    for o in by_payload.get(Payload("frame", number, side), [])
                     if o.first not in hidden and o.first not in blocked
                 ]
                 for side in (OURS, OTHER)
@@ -571,8 +588,7 @@ def _within(a: Occurrence, b: Occurrence, scope: Scope, tokens: _Tokens) -> bool
 _LONGEST_TERM = 8  # words; bounds how far before a window a phrase may start
 
 
-def _first(occurrence: Occurrence) -> int:
-    return occurrence.first
+_first = itemgetter(1)  # an occurrence's first token, for bisect
 
 
 def _nearest(
