@@ -71,7 +71,6 @@ class Payload(NamedTuple):
 
 
 OURS, OTHER, BACKGROUND, NOT_AFTER = 0, 1, 2, 3
-_SIDES = {OURS: "ours", OTHER: "other"}
 _LEAN = 2  # another story's words a text needs, and more than ours, to be read as that story
 _NOT_AFTER_GAP = 3  # words between "returned" and "to Ukraine" that still make it a return
 CONFIRMED, VETOED, UNKNOWN = "confirmed", "vetoed", "unknown"
