@@ -17,7 +17,7 @@ COPY service ./service
 COPY spiders ./spiders
 COPY pipeline ./pipeline
 COPY db ./db
-COPY scheduler.py sources.toml keywords.toml ./
+COPY scheduler.py sources.toml keywords.toml frames.toml ./
 RUN pip install . \
     && useradd --create-home --uid 10001 deportwatch \
     && mkdir -p /app/data \
@@ -29,7 +29,7 @@ USER deportwatch
 # cache (pipeline/lexicon.py), so no crawl pays the few seconds to build them.
 RUN python -m pipeline.lexicon
 
-# The sources and keywords files are mounted over these by docker-compose.yml,
+# The sources, keywords and frames files are mounted over these by docker-compose.yml,
 # so users edit them on the host. The database URL and alert URLs come from the
 # environment at run time.
 ENV DEPORTWATCH_SOURCES=/app/sources.toml \

@@ -2,7 +2,10 @@
 
 eval.jsonl (91 texts) was written together with keywords.toml; heldout.jsonl
 (29 texts) was written afterwards without looking at the rules, and evaluated
-once before one rule was added (see EVALUATION.md for both figures).
+once before one rule was added (see EVALUATION.md for both figures);
+frames.jsonl (57 texts) holds traps of the kinds real war news flagged wrongly
+(US and Russian immigration deportations, memorials, prisoner exchanges,
+adoption in Ukraine, other occupation news) and reports whose frame is only implied.
 
 Usage: python -m bench.eval_flagging [--keywords keywords.toml] [--errors]
 """
@@ -19,7 +22,7 @@ from deportwatch.config.keywords import load_taxonomy
 from pipeline.matcher import Matcher
 
 LABELED = Path(__file__).parent.parent / "tests" / "fixtures" / "flagging"
-EVAL_SETS = (LABELED / "eval.jsonl", LABELED / "heldout.jsonl")
+EVAL_SETS = (LABELED / "eval.jsonl", LABELED / "heldout.jsonl", LABELED / "frames.jsonl")
 
 
 @dataclass

@@ -7,8 +7,10 @@ these models must describe the same tables (a test compares them).
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Date,
     Float,
@@ -178,6 +180,9 @@ class FlagMatch(Base):
     end: Mapped[int]
     snippet: Mapped[str] = mapped_column(Text)
     weight: Mapped[float] = mapped_column(Float)
+    # The match's frame (pipeline.matcher.Frame.record): verdict, reason, and each
+    # dimension's answer with the words that gave it. None before keywords 2026.12.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     article: Mapped[Article] = relationship(back_populates="matches")
 

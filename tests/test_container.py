@@ -104,6 +104,8 @@ def test_compose_settings_and_mounts_exist(compose: dict[str, Any]) -> None:
     # The mounted files are the ones the image's settings point at.
     assert mounts[env["DEPORTWATCH_SOURCES"]] == "./sources.toml"
     assert mounts[env["DEPORTWATCH_KEYWORDS"]] == "./keywords.toml"
+    # keywords.toml names frames.toml beside it: mounted beside it too.
+    assert mounts[env["DEPORTWATCH_KEYWORDS"].replace("keywords", "frames")] == "./frames.toml"
     assert env["DEPORTWATCH_LOG_DIR"].startswith("/app/data")
 
 

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.test import get_crawler
 from sqlalchemy import Engine, func, select
@@ -19,6 +20,8 @@ from db.repository.runs import ensure_source
 from deportwatch.archive.reflag import reflag
 from deportwatch.cli.app import app
 from deportwatch.config.keywords import load_taxonomy, parse_taxonomy
+from deportwatch.config.settings import load_settings
+from deportwatch.web.app import create_app
 from pipeline.flag import FlagPipeline
 from pipeline.matcher import Matcher
 from pipeline.normalize import NormalizePipeline
@@ -190,3 +193,141 @@ def test_flag_commands_usage_errors(cli_env: None, args: list[str], message: str
     result = runner.invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 2
     assert message in result.output
+
+
+# --- the report's frame: signals out of `flag`, stored, shown, re-applied ---------------
+
+US_TITLE = "Ukrainian deported from the United States after parole ran out"
+US_TEXT = (
+    "A Ukrainian man was deported from the United States last week after his parole ran out. "
+    "He fled Russia's invasion in 2022 and now lives in Kyiv."
+)
+
+
+def test_flag_jsonl_carries_the_frame_of_each_match(cli_env: None) -> None:
+    lines = "\n".join(
+        json.dumps(row, ensure_ascii=False)
+        for row in (
+            {"id": "report", "text": "Окупанти вивезли дітей з Херсона до Криму.", "lang": "uk"},
+            {"id": "us", "title": US_TITLE, "text": US_TEXT, "lang": "en"},
+        )
+    )
+    result = runner.invoke(app, ["flag", "--jsonl", "-"], input=lines)
+    assert result.exit_code == 0, result.output
+    report, us = (json.loads(line) for line in result.stdout.splitlines())
+    assert report["flagged"] is True
+    [match] = report["matches"]
+    assert match["verdict"] == "confirmed"
+    frame = match["frame"]
+    assert frame["agent"] == {"answer": "ours", "words": ["Окупанти"], "read": "sentence"}
+    assert frame["direction"]["answer"] == "ours"
+    assert frame["direction"]["words"] == ["до Криму"]
+    assert frame["people"]["words"] == ["дітей"]
+    assert frame["period"] == {"answer": None, "words": [], "read": None}
+    assert us["flagged"] is False
+    assert us["score"] == 0
+    assert {m["field"] for m in us["matches"]} == {"title", "text"}
+    for vetoed in us["matches"]:
+        assert vetoed["verdict"] == "vetoed"
+        assert vetoed["weight"] == 0
+        assert vetoed["frame"]["agent"]["answer"] == "other"
+        assert vetoed["frame"]["agent"]["words"] == ["United States"]
+        assert "agent is other: United States" in vetoed["frame"]["reason"]
+
+
+def _without_frames() -> Matcher:
+    """The rules as they decided before frames: keywords.toml without its frames file."""
+    data = tomllib.loads((REPO / "keywords.toml").read_text(encoding="utf-8"))
+    del data["frames_file"]
+    data["version"] = "2026.11.22-1"
+    return Matcher(parse_taxonomy(data, "old keywords"))
+
+
+def test_reflag_applies_frames_to_an_archive_flagged_without_them(
+    cli_env: None, store: StorePipeline, engine: Engine, session: Session, database_url: str
+) -> None:
+    old = _without_frames()
+    for path, title, text in (("report", "Children deported", DEPORTED), ("us", US_TITLE, US_TEXT)):
+        url = f"https://kyivindependent.com/{path}/"
+        ingest(store, old, url=url, final_url=url, title=title, text=text)
+    before = session.scalars(select(Article).order_by(Article.id)).all()
+    assert [(a.flagged, a.keywords_version) for a in before] == [
+        (True, "2026.11.22-1"),
+        (True, "2026.11.22-1"),  # the US story: what real war news got wrong
+    ]
+    assert all(
+        m.details is None or m.details["verdict"] == "unknown" for a in before for m in a.matches
+    )
+
+    result = runner.invoke(app, ["reflag"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    version = load_taxonomy(REPO / "keywords.toml").version
+    assert f"Reflagged 2 articles with keywords {version}" in result.stdout
+    assert "0 became flagged, 1 became unflagged, 1 still flagged" in result.stdout
+
+    session.expire_all()
+    report, us = session.scalars(select(Article).order_by(Article.id)).all()
+    assert (report.flagged, report.keywords_version) == (True, version)
+    assert {m.details["verdict"] for m in report.matches if m.details} == {"confirmed"}
+    [body] = [m for m in report.matches if m.field == "text" and m.details]
+    assert body.details["agent"]["words"] == ["Russia"]
+    assert (us.flagged, us.flag_score, us.flag_categories, us.flagged_at) == (False, 0, None, None)
+    assert {(m.field, m.weight, m.details["verdict"]) for m in us.matches if m.details} == {
+        ("title", 0.0, "vetoed"),
+        ("text", 0.0, "vetoed"),
+    }
+
+    shown = runner.invoke(app, ["show", str(us.id)], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    assert "every match vetoed by its frame" in shown.stdout
+    assert "deportation/deport-in-context (vetoed)" in shown.stdout
+    assert "vetoed: agent is other: United States" in shown.stdout
+    assert "agent other: 'United States' (sentence)" in shown.stdout
+    shown = runner.invoke(app, ["show", str(report.id)], catch_exceptions=False)
+    assert "deportation/deport-in-context (confirmed)" in shown.stdout
+    assert "agent ours: 'Russia' (sentence)" in shown.stdout
+    record = json.loads(runner.invoke(app, ["show", str(us.id), "--format", "json"]).stdout)
+    assert record["flagged"] is False
+    assert record["vetoed"] == 2
+    assert record["matches"][0]["frame"]["agent"]["words"] == ["United States"]
+
+    settings = load_settings(
+        database_url=database_url, sources=REPO / "sources.toml", keywords=REPO / "keywords.toml"
+    )
+    with TestClient(create_app(settings)) as client:
+        page = client.get(f"/articles/{us.id}").text
+        assert "Not flagged: every match below was vetoed by its frame" in page
+        assert '<strong class="verdict">vetoed</strong>' in page
+        assert "agent is other: United States" in page
+        body = page.split('<section class="body">', 1)[1]
+        assert "<mark>" not in body  # vetoed matches are listed, not marked in the text
+        page = client.get(f"/articles/{report.id}").text
+        assert '<strong class="verdict">confirmed</strong>' in page
+        assert "<q>Russia</q>" in page
+        assert "<mark>deported</mark>" in page.split('<section class="body">', 1)[1]
+
+
+def test_a_broken_frames_file_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "keywords.toml").write_text(
+        (REPO / "keywords.toml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    frames = (REPO / "frames.toml").read_text(encoding="utf-8")
+    (tmp_path / "frames.toml").write_text(
+        frames.replace(
+            'id = "agent"\ncategories = [', 'id = "agent"\ncategories = ["kidnapping", ', 1
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("DEPORTWATCH_KEYWORDS", str(tmp_path / "keywords.toml"))
+    result = runner.invoke(app, ["flag", "-"], input="Russia deported children.")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'frames.toml'}: dimension 'agent': unknown category 'kidnapping'"
+    ]
+    (tmp_path / "frames.toml").unlink()
+    result = runner.invoke(app, ["reflag"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'frames.toml'}: frames file not found"

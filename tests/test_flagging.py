@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from simplemma.strategies import DefaultStrategy
 
-from bench.eval_flagging import EVAL_SETS, evaluate
+from bench.eval_flagging import EVAL_SETS, LABELED, evaluate
 from deportwatch.config.errors import ConfigError
-from deportwatch.config.keywords import Taxonomy, load_taxonomy, parse_taxonomy
+from deportwatch.config.keywords import Taxonomy, load_taxonomy, parse_frames, parse_taxonomy
 from deportwatch.config.sources import Selectors
 from pipeline import lexicon
 from pipeline import matcher as matcher_module
@@ -21,6 +21,7 @@ from tests.conftest import REPO
 from tests.helpers import snapshot_response
 
 KEYWORDS = REPO / "keywords.toml"
+FRAMES_SET = LABELED / "frames.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +29,188 @@ def matcher() -> Matcher:
     return Matcher(load_taxonomy(KEYWORDS))
 
 
-def test_evaluation_meets_the_targets(matcher: Matcher) -> None:
-    report = evaluate(matcher)
+@pytest.mark.parametrize(
+    ("paths", "texts"),
+    [
+        (EVAL_SETS, 177),
+        # The traps of the kinds real war news was wrongly flagged for, held alone
+        # too: a gain elsewhere must not hide a loss there.
+        ((FRAMES_SET,), 57),
+    ],
+)
+def test_evaluation_meets_the_targets(
+    matcher: Matcher, paths: tuple[Path, ...], texts: int
+) -> None:
+    assert FRAMES_SET in EVAL_SETS
+    report = evaluate(matcher, paths)
     overall = report["overall"]
-    assert overall.tp + overall.fp + overall.fn + overall.tn >= 120  # type: ignore[attr-defined]
+    assert overall.tp + overall.fp + overall.fn + overall.tn >= texts  # type: ignore[attr-defined]
     assert overall.precision >= 0.95  # type: ignore[attr-defined]
     assert overall.recall >= 0.95  # type: ignore[attr-defined]
     for lang, counts in report["by_lang"].items():  # type: ignore[attr-defined]
         assert counts.precision >= 0.9, lang
         assert counts.recall >= 0.9, lang
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "dimension", "words"),
+    [
+        ("ICE deported the Ukrainian family back to Ukraine.", "en", "agent", "ICE"),
+        ("Німеччина депортувала українця, засудженого за розбій.", "uk", "agent", "Німеччина"),
+        ("Иммиграционные власти США депортировали украинца в Украину.", "ru", "agent", "США"),
+        ("Russia deported 200 migrants to Tajikistan.", "en", "people", "migrants"),
+        ("Росія депортувала мігрантів з Узбекистану.", "uk", "people", "мігрантів"),
+        ("Россия депортировала мигрантов в Узбекистан.", "ru", "people", "мигрантов"),
+        (
+            "In 1944 Soviet authorities deported the people of Crimea to Siberia.",
+            "en",
+            "period",
+            "Soviet",
+        ),
+        ("Окупанти відправили мешканців Мелітополя на фронт.", "uk", "direction", "на фронт"),
+        ("Из России вернули тела 500 погибших украинцев.", "ru", "people", "тела"),
+    ],
+)
+def test_the_frame_vetoes_another_story(
+    matcher: Matcher, text: str, lang: str, dimension: str, words: str
+) -> None:
+    result = matcher.flag("", text, lang)
+    assert not result.flagged, text
+    assert result.matches, "the vetoed match stays as evidence"
+    frames = [m.frame for m in result.matches]
+    assert all(f is not None and f.verdict == "vetoed" for f in frames)
+    assert all(m.weight == 0 for m in result.matches)
+    answers = {s.dimension: s for f in frames if f for s in f.signals}
+    assert answers[dimension].answer == "other"
+    assert answers[dimension].words == (words,)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Russia deported the Ukrainian family to Siberia.", "en"),
+        ("Росія депортувала мешканців Олешок до Криму у 2023 році.", "uk"),
+        ("Оккупанты вывезли детей из Херсона в Россию.", "ru"),
+        ("Дітей вивезли до Криму на оздоровлення і не повернули.", "uk"),
+    ],
+)
+def test_the_frame_confirms_our_story(matcher: Matcher, text: str, lang: str) -> None:
+    result = matcher.flag("", text, lang)
+    assert result.flagged, text
+    assert {m.frame.verdict for m in result.matches if m.frame} == {"confirmed"}
+
+
+def test_background_and_returns_are_not_read_as_the_frame(matcher: Matcher) -> None:
+    # "Russia's war" names who wages the war, not who deports; "returned to
+    # Ukraine" is where a return led, not where a deportation did.
+    result = matcher.flag("", "ICE deported a man who fled Russia's war.", "en")
+    [match] = result.matches
+    assert match.frame is not None
+    agent = {s.dimension: s for s in match.frame.signals}["agent"]
+    assert (agent.answer, agent.words) == ("other", ("ICE",))
+    text = "Russia deported 300 children from Kherson; 12 were later returned to Ukraine."
+    result = matcher.flag("", text, "en")
+    assert result.flagged
+    [match] = [m for m in result.matches if m.rule == "deport-in-context"]
+    assert match.frame is not None
+    direction = {s.dimension: s for s in match.frame.signals}["direction"]
+    assert direction.answer is None
+
+
+def test_a_silent_title_reads_the_lead_under_it(matcher: Matcher) -> None:
+    title = "Ukrainian man deported, lawyer says"
+    text = "The United States deported a Ukrainian man last week, his lawyer said."
+    result = matcher.flag(title, text, "en")
+    assert not result.flagged
+    [heading] = [m for m in result.matches if m.field == "title"]
+    assert heading.frame is not None
+    agent = {s.dimension: s for s in heading.frame.signals}["agent"]
+    assert (agent.answer, agent.words, agent.read) == ("other", ("United States",), "lead 30")
+
+
+def test_a_requirement_needs_an_answer_of_ours(matcher: Matcher) -> None:
+    text = "Orphans may be adopted after training and a court decision, the ministry said."
+    result = matcher.flag("", text, "en")
+    assert not result.flagged
+    assert result.matches
+    assert all(
+        m.frame is not None and "counts only when agent or direction is ours" in m.frame.reason
+        for m in result.matches
+    )
+    adopted = "Orphans from Mariupol were adopted by families in the Moscow region."
+    assert matcher.flag("", adopted, "en").flagged
+
+
+FRAMES_BASE: dict[str, object] = {
+    "dimension": [
+        {"id": "agent", "categories": ["c"], "ours": ["russia"], "other": ["ice"], "why": "w"}
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dimension": []}, "field 'dimension': Tuple should have at least 1 item"),
+        (
+            {
+                "dimension": [
+                    {
+                        "id": "agent",
+                        "categories": ["nope"],
+                        "ours": ["a"],
+                        "other": ["b"],
+                        "why": "w",
+                    }
+                ]
+            },
+            "dimension 'agent': unknown category 'nope'",
+        ),
+        (
+            {"dimension": [{"id": "agent", "categories": ["c"], "ours": ["a"], "why": "w"}]},
+            "dimension 'agent': field 'other': Field required",
+        ),
+        (
+            {
+                "dimension": [
+                    {"id": "agent", "categories": ["c"], "ours": ["*"], "other": ["b"], "why": "w"}
+                ]
+            },
+            "dimension 'agent': '*' is not a term",
+        ),
+        (
+            {"require": [{"category": "c", "any_of": ["ghost"], "why": "w"}]},
+            "unknown dimension 'ghost'",
+        ),
+        ({"colour": 1}, "field 'colour': unknown field"),
+    ],
+)
+def test_invalid_frames_are_one_readable_line(change: dict[str, object], message: str) -> None:
+    taxonomy = parse_taxonomy(
+        {
+            "version": "1",
+            "category": [{"id": "c", "label": "C"}],
+            "rule": [{"id": "r", "category": "c", "any": ["x"]}],
+        },
+        "keywords.toml",
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_frames(FRAMES_BASE | change, "frames.toml", taxonomy)
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("frames.toml: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_frames_file_is_read_beside_the_keywords(tmp_path: Path) -> None:
+    (tmp_path / "keywords.toml").write_text(KEYWORDS.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "frames.toml").write_text("[[dimension]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"frames\.toml: invalid TOML"):
+        load_taxonomy(tmp_path / "keywords.toml")
+    shipped = load_taxonomy(KEYWORDS)
+    assert shipped.frames is not None
+    assert [d.id for d in shipped.frames.dimensions] == [
+        "agent", "direction", "people", "recipient", "period",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -61,6 +61,8 @@ class MatchLike(Protocol):
     def snippet(self) -> str: ...
     @property
     def weight(self) -> float: ...
+    @property
+    def details(self) -> dict[str, Any] | None: ...
 
 
 class FlagLike(Protocol):
@@ -218,6 +220,7 @@ def insert_article(
                     "end": m.end,
                     "snippet": m.snippet,
                     "weight": m.weight,
+                    "details": m.details,
                 }
                 for m in flag.matches
             ],
@@ -290,6 +293,7 @@ def apply_flag(session: Session, article: Article, result: FlagLike, now: dateti
             end=m.end,
             snippet=m.snippet,
             weight=m.weight,
+            details=m.details,
         )
         for m in result.matches
     ]

@@ -39,8 +39,18 @@ def category_list(flagged: bool, categories: str | None) -> list[str]:
     return [c for c in (categories or "").split(",") if c] if flagged else []
 
 
+FRAME_DIMENSIONS = ("agent", "direction", "people", "recipient", "period")
+
+
 def match_record(match: MatchLike) -> dict[str, Any]:
-    """A flag match (computed or stored) as JSON-ready values."""
+    """A flag match (computed or stored) as JSON-ready values.
+
+    ``verdict`` says whether the report's frame confirmed the match, vetoed it
+    (weight 0: it did not count) or said nothing; ``frame`` holds each
+    dimension's answer with the words that gave it. Matches stored before
+    frames existed have neither (None).
+    """
+    frame = match.details
     return {
         "category": match.category,
         "rule": match.rule,
@@ -49,6 +59,9 @@ def match_record(match: MatchLike) -> dict[str, Any]:
         "start": match.start,
         "end": match.end,
         "snippet": match.snippet,
+        "weight": match.weight,
+        "verdict": frame.get("verdict") if frame else None,
+        "frame": frame,
     }
 
 
@@ -79,6 +92,25 @@ def evidence(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return lines
 
 
+def frame_summary(frame: dict[str, Any] | None) -> str:
+    """Why a match counted or not, in one line: the verdict, its reason, then each
+    dimension's answer with its words ("agent ours: Russia · period —")."""
+    if not frame:
+        return "no frame recorded (flagged before frames were read)"
+    answers = []
+    for dimension in FRAME_DIMENSIONS:
+        signal = frame.get(dimension)
+        if not isinstance(signal, dict):
+            continue
+        if signal.get("answer"):
+            words = ", ".join(f"'{w}'" for w in signal.get("words") or [])
+            answers.append(f"{dimension} {signal['answer']}: {words} ({signal.get('read')})")
+        else:
+            answers.append(f"{dimension} —")
+    head = f"{frame.get('verdict')}: {frame.get('reason')}"
+    return head + (" | " + " · ".join(answers) if answers else "")
+
+
 def article_record(article: Article) -> dict[str, Any]:
     """Every stored field a user may cite, as JSON-ready values."""
     members = article.cluster.members if article.cluster else [article]
@@ -102,6 +134,7 @@ def article_record(article: Article) -> dict[str, Any]:
         "flag_categories": category_list(article.flagged, article.flag_categories),
         "keywords_version": article.keywords_version,
         "matches": [match_record(m) for m in article.matches],
+        "vetoed": sum(1 for m in article.matches if (m.details or {}).get("verdict") == "vetoed"),
         "story": {
             "cluster_id": article.cluster_id,
             "first_article_id": article.cluster.first_article_id if article.cluster else None,

@@ -17,7 +17,13 @@ from db.migrate import open_archive_readonly
 from deportwatch.archive.dates import parse_since
 from deportwatch.archive.figures import FIELDS as FIGURE_FIELDS
 from deportwatch.archive.figures import figure_records
-from deportwatch.archive.show import article_record, evidence, load_article, version_diffs
+from deportwatch.archive.show import (
+    article_record,
+    evidence,
+    frame_summary,
+    load_article,
+    version_diffs,
+)
 from deportwatch.cli.common import highlight, out, reported_errors
 from deportwatch.config.settings import load_settings
 
@@ -122,12 +128,19 @@ def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
             f"[dim]{'flagged':>10}[/] [red]{escape(', '.join(record['flag_categories']))}[/] "
             f"(score {record['flag_score']}, keywords {escape(str(record['keywords_version']))})"
         )
-        for fields, match in evidence(record):
-            rule = escape(f"{match['category']}/{match['rule']}")
-            out.print(
-                f"           · {rule} [dim]({fields})[/]: {highlight(match['snippet'])}",
-                highlight=False,
-            )
+    elif record["matches"]:
+        out.print(
+            f"[dim]{'not flagged':>10}[/] every match vetoed by its frame "
+            f"(keywords {escape(str(record['keywords_version']))})"
+        )
+    for fields, match in evidence(record):
+        rule = escape(f"{match['category']}/{match['rule']}")
+        verdict = escape(match["verdict"] or "counted")
+        out.print(
+            f"           · {rule} [dim]({fields}, {verdict})[/]: {highlight(match['snippet'])}",
+            highlight=False,
+        )
+        out.print(f"             {escape(frame_summary(match['frame']))}", highlight=False)
     story = record["story"]
     if story["members"]:
         out.print(f"[dim]{'story':>10}[/] #{story['cluster_id']}, also carried by:")

@@ -1,4 +1,5 @@
-"""The flagging taxonomy (``keywords.toml``): categories, term groups, rules, exclusions.
+"""The flagging taxonomy (``keywords.toml``): categories, term groups, rules, exclusions,
+and the report frames (``frames.toml``, named by ``keywords.toml``'s ``frames_file``).
 
 It is data, validated when loaded; a bad file fails with one line naming the
 place. The matcher (``pipeline/matcher.py``) compiles it once per process.
@@ -69,11 +70,90 @@ class Exclusion(BaseModel):
     why: str
 
 
+class Dimension(BaseModel):
+    """One question asked of every match: who removes (agent), where to (direction),
+    whom (people), when (period). ``ours`` terms answer it as Russia's removal of
+    Ukrainians does; ``other`` terms as another story does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ID_PATTERN)
+    categories: tuple[str, ...] = Field(min_length=1, description="Categories it judges.")
+    within: Scope = Field(default="sentence", description="Where a signal is read first.")
+    window: int = Field(
+        default=0, ge=0, description="Words around the match read when that says nothing."
+    )
+    document: bool = Field(
+        default=False, description="Whether the whole text's tally decides when nothing is near."
+    )
+    ours: tuple[str, ...] = Field(min_length=1)
+    other: tuple[str, ...] = Field(min_length=1)
+    background: tuple[str, ...] = Field(
+        default=(), description="Phrases whose words are not read as signals ('Russia's war')."
+    )
+    not_after: tuple[str, ...] = Field(
+        default=(), description="A signal right after one of these is not read ('returned to')."
+    )
+    why: str
+
+    @model_validator(mode="after")
+    def _positive_within(self) -> Dimension:
+        if isinstance(self.within, int) and self.within < 1:
+            raise ValueError('"within" must be a positive number of words or "sentence"')
+        return self
+
+
+class Requirement(BaseModel):
+    """A category whose matches count only when one of some dimensions answers ``ours``:
+    the rule's words alone are not the report (adoption in Ukraine is not adoption in Russia)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: str
+    any_of: tuple[str, ...] = Field(min_length=1)
+    why: str
+
+
+class Frames(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dimensions: tuple[Dimension, ...] = Field(min_length=1, alias="dimension")
+    requirements: tuple[Requirement, ...] = Field(default=(), alias="require")
+
+    def check(self, category_ids: set[str]) -> None:
+        """Names must resolve: a misspelt category would silently judge nothing."""
+        ids = [d.id for d in self.dimensions]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"dimension '{duplicates[0]}' is defined twice")
+        for dimension in self.dimensions:
+            for category in dimension.categories:
+                if category not in category_ids:
+                    raise ValueError(f"dimension '{dimension.id}': unknown category '{category}'")
+            for term in (
+                dimension.ours + dimension.other + dimension.background + dimension.not_after
+            ):
+                if not any(ch.isalnum() for ch in term) or term.startswith("@"):
+                    raise ValueError(f"dimension '{dimension.id}': {term!r} is not a term")
+        for requirement in self.requirements:
+            if requirement.category not in category_ids:
+                raise ValueError(f"require: unknown category '{requirement.category}'")
+            for name in requirement.any_of:
+                if name not in ids:
+                    raise ValueError(
+                        f"require '{requirement.category}': unknown dimension '{name}'"
+                    )
+
+
 class Taxonomy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: str = Field(min_length=1, max_length=32)
     threshold: float = Field(default=1.0, gt=0)
+    frames_file: str | None = Field(default=None, description="The frames file, beside this one.")
+    frames: Frames | None = Field(
+        default=None, description="Given inline, or read from frames_file."
+    )
     categories: tuple[Category, ...] = Field(min_length=1, alias="category")
     terms: dict[str, tuple[str, ...]] = {}
     rules: tuple[Rule, ...] = Field(min_length=1, alias="rule")
@@ -84,6 +164,8 @@ class Taxonomy(BaseModel):
         self._check_terms()
         self._check_rules()
         self._check_exclusions()
+        if self.frames is not None:
+            self.frames.check({c.id for c in self.categories})
         for name, group in self.terms.items():
             for ref in _refs(group):
                 if ref not in self.terms:
@@ -156,32 +238,59 @@ def parse_taxonomy(data: dict[str, Any], origin: str) -> Taxonomy:
     try:
         return Taxonomy.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = list(err["loc"])
-        place = ""
-        if len(loc) >= 2 and loc[0] in ("rule", "exclude", "category") and isinstance(loc[1], int):
-            entries = data.get(str(loc[0]), [])
-            entry = entries[loc[1]] if loc[1] < len(entries) else {}
-            name = entry.get("id") if isinstance(entry, dict) else None
-            place = f"{loc[0]} '{name}'" if name else f"{loc[0]} #{loc[1] + 1}"
-            loc = loc[2:]
-        field = ".".join(str(p) for p in loc)
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        where = ": ".join(p for p in (place, f"field '{field}'" if field else "") if p)
-        raise ConfigError(f"{origin}: {where + ': ' if where else ''}{message}") from None
+        raise ConfigError(_one_line(exc, data, origin)) from None
 
 
-def load_taxonomy(path: Path) -> Taxonomy:
+def parse_frames(data: dict[str, Any], origin: str, taxonomy: Taxonomy) -> Taxonomy:
+    """The taxonomy with its frames, checked against its categories."""
+    try:
+        frames = Frames.model_validate(data)
+        frames.check({c.id for c in taxonomy.categories})
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, data, origin)) from None
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    return taxonomy.model_copy(update={"frames": frames})
+
+
+_ENTRIES = ("rule", "exclude", "category", "dimension", "require")
+
+
+def _one_line(exc: ValidationError, data: dict[str, Any], origin: str) -> str:
+    err = exc.errors()[0]
+    loc = list(err["loc"])
+    place = ""
+    if len(loc) >= 2 and loc[0] in _ENTRIES and isinstance(loc[1], int):
+        entries = data.get(str(loc[0]), [])
+        entry = entries[loc[1]] if loc[1] < len(entries) else {}
+        name = (entry.get("id") or entry.get("category")) if isinstance(entry, dict) else None
+        place = f"{loc[0]} '{name}'" if name else f"{loc[0]} #{loc[1] + 1}"
+        loc = loc[2:]
+    field = ".".join(str(p) for p in loc)
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    where = ": ".join(p for p in (place, f"field '{field}'" if field else "") if p)
+    return f"{origin}: {where + ': ' if where else ''}{message}"
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: keywords file not found") from None
+        raise ConfigError(f"{path}: {what} file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read keywords file ({exc})") from None
+        raise ConfigError(f"{path}: cannot read {what} file ({exc})") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return parse_taxonomy(data, str(path))
+
+
+def load_taxonomy(path: Path) -> Taxonomy:
+    taxonomy = parse_taxonomy(_read_toml(path, "keywords"), str(path))
+    if taxonomy.frames_file is None:
+        return taxonomy
+    # Relative to the keywords file, so a mounted or copied pair stays a pair.
+    frames_path = path.parent / taxonomy.frames_file
+    return parse_frames(_read_toml(frames_path, "frames"), str(frames_path), taxonomy)

@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 
 from deportwatch.archive.dates import parse_since
 from deportwatch.archive.filters import LANGUAGES, known_categories, known_sources
+from deportwatch.archive.show import FRAME_DIMENSIONS
 from deportwatch.web.chart import line_chart
 from deportwatch.web.deps import (
     MAX_ID,
@@ -103,14 +104,20 @@ def article_page(
         record = article_view(session, article_id)
     except NotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
+    # Only matches that counted are marked in the text; vetoed ones are listed as evidence.
     spans = {
-        field: [(m["start"], m["end"]) for m in record["matches"] if m["field"] == field]
+        field: [
+            (m["start"], m["end"])
+            for m in record["matches"]
+            if m["field"] == field and m["verdict"] != "vetoed"
+        ]
         for field in ("title", "text")
     }
     return _render(
         request,
         "article.html",
         article=record,
+        frame_dimensions=FRAME_DIMENSIONS,
         title=marked(record["title"] or "(untitled)", spans["title"]),
         body=marked(record["text"] or "", spans["text"]),
     )
