@@ -183,7 +183,7 @@ def test_bad_arguments_and_settings(
     sources = tmp_path / "sources.toml"
     sources.write_text(GOOD_SOURCE)
     database = settings.pop("database_url", f"sqlite:///{tmp_path / 'a.db'}")
-    if args[0] == "search":
+    if args[0] == "search" and database.startswith("sqlite"):
         # The commands that read never create an archive; these cases are about the query.
         engine = make_engine(database)
         upgrade(engine)
