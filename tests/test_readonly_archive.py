@@ -405,3 +405,23 @@ def test_a_writer_that_appears_is_seen_by_a_reader_of_a_read_only_folder(
         finally:
             if reader.poll() is None:
                 reader.kill()
+
+
+@ON_SQLITE
+def test_serve_says_at_start_why_the_archive_cannot_be_read(
+    database_url: str, tmp_path: Path
+) -> None:
+    older = _previous_revision()
+    engine = make_engine(database_url)
+    _alembic(engine, older)
+    engine.dispose()
+    view = ServedView(database_url, tmp_path)  # it started: it answers
+    code = view.stop()
+    log = view.log.read_text()
+    assert code == 0, log
+    assert (
+        f"note: archive schema is at {older}, this version needs {head_revision()}: run "
+        "`deportwatch init` where it is writable; the pages answer 503 until it can be read"
+    ) in log
+    assert current_revision(engine) == older
+    engine.dispose()
