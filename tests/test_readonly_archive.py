@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -353,3 +354,74 @@ def test_writers_on_read_only_postgresql_sessions_say_so(
         result.stderr
     )
     assert result.stderr.count("\n") == 1
+
+
+READ_TWICE = """
+import sys
+from sqlalchemy import text
+from db.engine import make_readonly_engine
+
+engine = make_readonly_engine(sys.argv[1])
+for _ in range(2):
+    with engine.connect() as conn:
+        tables = conn.execute(text("SELECT count(*) FROM sqlite_master")).scalar()
+        print(tables, conn.connection.info["immutable"], flush=True)
+    sys.stdin.readline()
+"""
+
+
+@ON_SQLITE
+@pytest.mark.parametrize("handed", ["folder"], indirect=True)
+def test_a_writer_that_appears_is_seen_by_a_reader_of_a_read_only_folder(
+    handed: Handed,
+) -> None:
+    """Read as immutable while nobody writes; once a writer has the archive open
+    (its -wal beside the file), the pooled connection is replaced by a mode=ro one
+    that sees the writer's commits."""
+    with subprocess.Popen(
+        [*handed.prefix, sys.executable, "-c", READ_TWICE, handed.url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    ) as reader:
+        assert reader.stdin is not None
+        assert reader.stdout is not None
+        try:
+            tables, immutable = reader.stdout.readline().split()
+            assert immutable == "True"
+            writer = sqlite3.connect(handed.path)  # root: its capabilities let it write here
+            try:
+                writer.execute("CREATE TABLE appeared (x)")
+                writer.commit()
+                reader.stdin.write("\n")
+                reader.stdin.flush()
+                assert reader.stdout.readline().split() == [str(int(tables) + 1), "False"]
+            finally:
+                writer.close()
+            reader.stdin.write("\n")
+            reader.stdin.flush()
+            assert reader.wait(timeout=60) == 0
+        finally:
+            if reader.poll() is None:
+                reader.kill()
+
+
+@ON_SQLITE
+def test_serve_says_at_start_why_the_archive_cannot_be_read(
+    database_url: str, tmp_path: Path
+) -> None:
+    older = _previous_revision()
+    engine = make_engine(database_url)
+    _alembic(engine, older)
+    engine.dispose()
+    view = ServedView(database_url, tmp_path)  # it started: it answers
+    code = view.stop()
+    log = view.log.read_text()
+    assert code == 0, log
+    assert (
+        f"note: archive schema is at {older}, this version needs {head_revision()}: run "
+        "`deportwatch init` where it is writable; the pages answer 503 until it can be read"
+    ) in log
+    assert current_revision(engine) == older
+    engine.dispose()
