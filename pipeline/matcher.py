@@ -178,10 +178,12 @@ class Matcher:
             for term in taxonomy.expand(exclusion.terms):
                 self._add(term, Payload("exclude", index, 0))
         self._dimensions: tuple[Dimension, ...] = ()
-        self._requirements: dict[str, tuple[str, ...]] = {}
+        # A category may have several requirements; each must be met.
+        self._requirements: dict[str, list[tuple[str, ...]]] = defaultdict(list)
         if taxonomy.frames is not None:
             self._dimensions = taxonomy.frames.dimensions
-            self._requirements = {r.category: r.any_of for r in taxonomy.frames.requirements}
+            for requirement in taxonomy.frames.requirements:
+                self._requirements[requirement.category].append(requirement.any_of)
             for index, dimension in enumerate(self._dimensions):
                 for side, terms in (
                     (OURS, dimension.ours),
@@ -419,10 +421,10 @@ class Matcher:
         if excluded is not None or others:
             return Frame(VETOED, "; ".join(([excluded] if excluded else []) + others), answers)
         ours = [a for a in answers if a.answer == "ours"]
-        required = self._requirements.get(category)
-        if required and not any(a.dimension in required for a in ours):
-            needed = " or ".join(required)
-            return Frame(VETOED, f"{category} counts only when {needed} is ours", answers)
+        for required in self._requirements.get(category, ()):
+            if not any(a.dimension in required for a in ours):
+                needed = " or ".join(required)
+                return Frame(VETOED, f"{category} counts only when {needed} is ours", answers)
         if ours:
             reason = "; ".join(f"{a.dimension} is ours: {', '.join(a.words)}" for a in ours)
             return Frame(CONFIRMED, reason, answers)

@@ -141,6 +141,22 @@ def test_a_requirement_needs_an_answer_of_ours(matcher: Matcher) -> None:
     assert matcher.flag("", adopted, "en").flagged
 
 
+def test_every_requirement_of_a_category_must_hold(matcher: Matcher) -> None:
+    # Russia as the agent meets the first requirement; Russia's own orphans fail the second.
+    text = "The Russian ministry must make the adoption of orphans easier for Russian parents."
+    result = matcher.flag("", text, "en")
+    assert not result.flagged
+    assert result.matches
+    assert all(
+        m.frame is not None
+        and "agent is ours" not in m.frame.reason
+        and "counts only when origin is ours" in m.frame.reason
+        for m in result.matches
+    )
+    ukrainian = "The Russian ministry made the adoption of orphans from Kherson easier."
+    assert matcher.flag("", ukrainian, "en").flagged
+
+
 FRAMES_BASE: dict[str, object] = {
     "dimension": [
         {"id": "agent", "categories": ["c"], "ours": ["russia"], "other": ["ice"], "why": "w"}
@@ -209,7 +225,7 @@ def test_frames_file_is_read_beside_the_keywords(tmp_path: Path) -> None:
     shipped = load_taxonomy(KEYWORDS)
     assert shipped.frames is not None
     assert [d.id for d in shipped.frames.dimensions] == [
-        "agent", "direction", "people", "recipient", "period",
+        "agent", "direction", "people", "recipient", "origin", "period",
     ]  # fmt: skip
 
 
