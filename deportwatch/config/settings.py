@@ -32,6 +32,16 @@ class Settings(BaseSettings):
         default=Path("data/spool"),
         description="Where fetched items wait while the archive cannot take them.",
     )
+    capture: bool = Field(
+        default=True,
+        description="Keep every page the crawl keeps, as fetched, in WARC files (evidence).",
+    )
+    warc_dir: Path = Field(
+        default=Path("data/warc"), description="Where the evidence WARC files are written."
+    )
+    warc_max_bytes: int = Field(
+        default=1024**3, ge=1024, description="A new WARC file is begun once one reaches this."
+    )
     user_agent: str = Field(default=DEFAULT_USER_AGENT, description="User-Agent of every request.")
     obey_robots: bool = True
     download_timeout: float = Field(default=30.0, gt=0)

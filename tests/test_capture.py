@@ -1,0 +1,181 @@
+"""Evidence capture: the pages a crawl keeps, as fetched, in WARC files linked from the archive."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from base64 import b32encode
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from warcio.archiveiterator import ArchiveIterator
+
+from db.engine import make_engine, make_sessionmaker
+from db.models import Article, ArticleVersion
+from deportwatch.archive.captures import capture_ref, read_capture
+from pipeline.spool import from_record, to_record
+from spiders.middlewares.replay import snapshot_path
+from tests.conftest import REPO, WEB, LoopbackSite
+from tests.helpers import article_item, feed, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def sha256_digest(body: bytes) -> str:
+    return "sha256:" + b32encode(hashlib.sha256(body).digest()).decode()
+
+
+def rows(database_url: str, model: type[Article] | type[ArticleVersion]) -> list:  # type: ignore[type-arg]
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        found = list(session.scalars(select(model).order_by(model.id)))
+        session.expunge_all()
+    engine.dispose()
+    return found
+
+
+def records(warc_dir: Path) -> list[tuple[str, str, str | None]]:
+    """Every record of every WARC file: (type, target URI, payload digest)."""
+    found = []
+    for path in sorted(warc_dir.glob("*.warc.gz")):
+        with path.open("rb") as stream:
+            for record in ArchiveIterator(stream, check_digests=True):
+                found.append(
+                    (
+                        record.rec_type,
+                        record.rec_headers.get_header("WARC-Target-URI"),
+                        record.rec_headers.get_header("WARC-Payload-Digest"),
+                    )
+                )
+    return found
+
+
+def test_replay_crawl_archives_each_page_with_its_digest(database_url: str, tmp_path: Path) -> None:
+    result = run_cli(
+        ["crawl", "kyiv-independent", "pgo-telegram", "children-of-war", "--replay", str(WEB)],
+        database_url,
+        REPO / "sources.toml",
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    warc_dir = tmp_path / "warc"
+    articles = rows(database_url, Article)
+    assert len(articles) >= 4
+    for article in articles:
+        ref = capture_ref(article)
+        assert ref is not None, article.url
+        page = read_capture(warc_dir, ref)
+        served = snapshot_path(WEB, page.url)
+        assert served is not None
+        # The record holds the bytes served, and its digest is theirs.
+        assert page.body == served.read_bytes()
+        assert page.digest == ref.digest == sha256_digest(served.read_bytes())
+        assert page.status == 200
+        assert ref.captured_at is not None
+    kept = records(warc_dir)
+    types = {kind for kind, _, _ in kept}
+    assert types == {"response", "request"}
+    urls = {url for _, url, _ in kept}
+    assert any("t.me/s/" in url for url in urls)  # the channel page its posts came from
+    assert any(url.endswith("/feed/") or "rss" in url for url in urls)  # the feed document
+    # The Children of War page (missing children's names, photos) is never archived.
+    assert not any("childrenofwar" in url for url in urls)
+    check = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "warcio"),
+            "check",
+            *map(str, warc_dir.glob("*.warc.gz")),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def outlet(site: LoopbackSite, tmp_path: Path, body: str) -> Path:
+    site.write("/news/a/", body)
+    site.write("/doc.pdf", b"%PDF-1.4 not a page")
+    site.write(
+        "/feed.xml",
+        feed(
+            site.base,
+            [
+                ("/news/a/", "Children taken", "Fri, 07 Apr 2023 15:37:50 GMT"),
+                ("/doc.pdf", "A report", "Fri, 07 Apr 2023 12:10:04 GMT"),
+            ],
+        ),
+    )
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        f'[[source]]\nname = "loopback"\nkind = "feed"\n'
+        f'start_urls = ["{site.base}/feed.xml"]\nlanguages = ["en"]\n'
+    )
+    return sources
+
+
+PAGE = (
+    "<html><head><title>Children taken</title></head><body><article><h1>Children taken</h1>"
+    "<p>Russian forces deported forty children from Kherson to Crimea, officials said on "
+    "Friday. {extra}</p></article></body></html>"
+)
+
+
+def test_refetch_same_payload_is_a_revisit_and_an_edit_links_each_version(
+    database_url: str, tmp_path: Path, site: LoopbackSite
+) -> None:
+    sources = outlet(site, tmp_path, PAGE.format(extra=""))
+    # Recent articles are asked again on every crawl here.
+    again = {"recheck_minutes": "0", "recheck_hours": "1000"}
+    first = run_cli(["crawl", "loopback"], database_url, sources, tmp_path, **again)
+    assert first.returncode in (0, 1), first.stderr
+    warc_dir = tmp_path / "warc"
+    page_url = f"{site.base}/news/a/"
+    (article,) = rows(database_url, Article)
+    first_ref = capture_ref(article)
+    assert first_ref is not None
+    # The PDF answered, but the crawl refused it: it is not kept.
+    assert not any(url.endswith("/doc.pdf") for _, url, _ in records(warc_dir))
+
+    site.write("/feed.xml", (site.root / "site" / "feed.xml").read_text() + " ")
+    run_cli(["crawl", "loopback"], database_url, sources, tmp_path, **again)
+    page_records = [(k, d) for k, url, d in records(warc_dir) if url == page_url]
+    assert [k for k, _ in page_records] == ["response", "request", "revisit", "request"]
+    assert page_records[0][1] == page_records[2][1]  # the same payload digest
+    (article,) = rows(database_url, Article)
+    assert capture_ref(article) == first_ref  # still the full record
+
+    site.write("/news/a/", PAGE.format(extra="Their names were given by the ombudsman."))
+    site.write("/feed.xml", (site.root / "site" / "feed.xml").read_text() + " ")
+    run_cli(["crawl", "loopback"], database_url, sources, tmp_path, **again)
+    (article,) = rows(database_url, Article)
+    (version,) = rows(database_url, ArticleVersion)
+    assert capture_ref(version) == first_ref
+    new_ref = capture_ref(article)
+    assert new_ref is not None
+    assert new_ref != first_ref
+    assert b"ombudsman" in read_capture(warc_dir, new_ref).body
+    assert b"ombudsman" not in read_capture(warc_dir, first_ref).body
+
+
+def test_capture_off_writes_nothing(database_url: str, tmp_path: Path, site: LoopbackSite) -> None:
+    sources = outlet(site, tmp_path, PAGE.format(extra=""))
+    result = run_cli(["crawl", "loopback"], database_url, sources, tmp_path, capture="false")
+    assert result.returncode in (0, 1), result.stderr
+    (article,) = rows(database_url, Article)
+    assert article.capture_file is None
+    assert not (tmp_path / "warc").exists()
+
+
+def test_a_spooled_item_keeps_its_capture() -> None:
+    capture = {
+        "file": "x.warc.gz",
+        "offset": 10,
+        "length": 99,
+        "digest": "sha256:AAAA",
+        "captured_at": "2026-12-03T10:00:00Z",
+    }
+    item = from_record(to_record(article_item(capture=capture)))
+    assert item.capture == capture
