@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
+import zipfile
 from base64 import b32encode
 from pathlib import Path
 
@@ -179,3 +181,81 @@ def test_a_spooled_item_keeps_its_capture() -> None:
     }
     item = from_record(to_record(article_item(capture=capture)))
     assert item.capture == capture
+
+
+def test_evidence_package_validates_and_indexes_every_record(
+    database_url: str, tmp_path: Path
+) -> None:
+    crawl = run_cli(
+        ["crawl", "kyiv-independent", "--replay", str(WEB)],
+        database_url,
+        REPO / "sources.toml",
+        tmp_path,
+    )
+    assert crawl.returncode == 0, crawl.stderr
+    package = tmp_path / "flagged.wacz"
+    result = run_cli(
+        ["evidence", "--flagged", "-o", str(package)], database_url, REPO / "sources.toml", tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    flagged = [a for a in rows(database_url, Article) if a.flagged]
+    assert f"{len(flagged)} articles, {len(flagged)} captures" in result.stdout
+    bin_dir = Path(sys.executable).parent
+    validate = subprocess.run(
+        [str(bin_dir / "wacz"), "validate", "-f", str(package)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert validate.returncode == 0, validate.stdout
+    assert "Validation succeeded" in validate.stdout
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(package) as wacz:
+        wacz.extractall(unpacked)
+        manifest = json.loads(wacz.read("evidence/articles.json"))
+        index_lines = wacz.read("indexes/index.cdx").decode().splitlines()
+    warc = unpacked / "archive" / "evidence.warc.gz"
+    # Every record reads back, its digest checked, and the index names each one.
+    with warc.open("rb") as stream:
+        responses = [
+            r.rec_headers.get_header("WARC-Target-URI")
+            for r in ArchiveIterator(stream, check_digests=True)
+            if r.rec_type == "response"
+        ]
+    assert len(responses) == len(flagged) == len(index_lines)
+    warcio_index = subprocess.run(
+        [str(bin_dir / "warcio"), "index", str(warc)], capture_output=True, text=True, check=True
+    )
+    assert len(warcio_index.stdout.splitlines()) == len(flagged)
+    # The manifest's places lead to the records with the bytes served.
+    by_id = {entry["id"]: entry for entry in manifest["articles"]}
+    for article in flagged:
+        entry = by_id[article.id]
+        assert entry["title"] == article.title
+        assert entry["story"] == article.cluster_id
+        capture = entry["capture"]
+        with warc.open("rb") as stream:
+            stream.seek(capture["offset"])
+            record = next(iter(ArchiveIterator(stream)))
+            body = record.raw_stream.read()
+        served = snapshot_path(WEB, record.rec_headers.get_header("WARC-Target-URI"))
+        assert served is not None
+        assert body == served.read_bytes()
+        assert capture["digest"] == sha256_digest(body)
+
+
+def test_evidence_without_a_selection_is_a_usage_error(database_url: str, tmp_path: Path) -> None:
+    result = run_cli(
+        ["evidence", "-o", str(tmp_path / "x.wacz")], database_url, REPO / "sources.toml", tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: say which articles")
+    missing = run_cli(
+        ["evidence", "999", "-o", str(tmp_path / "x.wacz")],
+        database_url,
+        REPO / "sources.toml",
+        tmp_path,
+    )
+    assert missing.returncode == 2
+    assert "no article 999" in missing.stderr
+    assert not (tmp_path / "x.wacz").exists()
