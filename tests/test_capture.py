@@ -259,3 +259,79 @@ def test_evidence_without_a_selection_is_a_usage_error(database_url: str, tmp_pa
     assert missing.returncode == 2
     assert "no article 999" in missing.stderr
     assert not (tmp_path / "x.wacz").exists()
+
+
+STORY = (
+    "<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
+    "<p>{text}</p></article></body></html>"
+)
+STORIES = {
+    "a": ("Camp in Crimea", "Forty children from Kherson were sent to a camp in Crimea in May."),
+    "b": ("Names published", "The ombudsman published the names of twelve deported teenagers."),
+    "c": ("Return to Kyiv", "Eleven children returned to Kyiv from Belarus after mediation."),
+    "d": ("Filtration camp", "Adults from Mariupol passed through a filtration camp in Bezimenne."),
+}
+
+
+def test_verify_tells_alive_changed_and_removed(
+    database_url: str, tmp_path: Path, site: LoopbackSite
+) -> None:
+    for slug, (title, text) in STORIES.items():
+        site.write(f"/news/{slug}/", STORY.format(title=title, text=text))
+    site.write("/", "<html><body>Home</body></html>")
+    site.write(
+        "/feed.xml",
+        feed(
+            site.base,
+            [(f"/news/{s}/", t, "Fri, 07 Apr 2023 15:37:50 GMT") for s, (t, _) in STORIES.items()],
+        ),
+    )
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        f'[[source]]\nname = "loopback"\nkind = "feed"\n'
+        f'start_urls = ["{site.base}/feed.xml"]\nlanguages = ["en"]\n'
+    )
+    crawl = run_cli(["crawl", "loopback"], database_url, sources, tmp_path)
+    assert crawl.returncode == 0, crawl.stderr
+    ids = {a.url.rstrip("/").rsplit("/", 1)[1]: a.id for a in rows(database_url, Article)}
+    assert set(ids) == set(STORIES)
+
+    (site.root / "site" / "news" / "b" / "index.html").unlink()  # taken down: 404
+    site.write(
+        "/news/c/",
+        STORY.format(title="Return to Kyiv", text="The page now says nothing of Belarus."),
+    )
+    site.redirects["/news/d/"] = "/"  # sent to the home page
+    result = run_cli(["verify", "--source", "loopback"], database_url, sources, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 alive, 1 changed, 2 removed, 0 unreachable" in result.stdout
+    by_id = {a.id: a for a in rows(database_url, Article)}
+    a, b, c, d = (by_id[ids[s]] for s in "abcd")
+    assert (a.source_state, b.source_state, c.source_state, d.source_state) == (
+        "alive",
+        "removed",
+        "changed",
+        "removed",
+    )
+    assert b.removed_at is not None
+    assert a.removed_at is None
+    assert b.verified_at is not None
+    # The changed page is captured and stored as a new version, the old one kept.
+    assert "nothing of Belarus" in c.text
+    (version,) = [v for v in rows(database_url, ArticleVersion) if v.article_id == c.id]
+    assert "Belarus after mediation" in version.text
+    new_ref, old_ref = capture_ref(c), capture_ref(version)
+    assert new_ref is not None
+    assert old_ref is not None
+    assert b"nothing of Belarus" in read_capture(tmp_path / "warc", new_ref).body
+    assert b"after mediation" in read_capture(tmp_path / "warc", old_ref).body
+
+    day = b.removed_at.date().isoformat()
+    captured = b.captured_at.date().isoformat() if b.captured_at else ""
+    note = f"removed from the source on {day}; archived capture of {captured}"
+    show = run_cli(["show", str(b.id)], database_url, sources, tmp_path)
+    assert note in show.stdout
+    export = run_cli(["export", "--format", "jsonl"], database_url, sources, tmp_path)
+    exported = {r["id"]: r for r in map(json.loads, export.stdout.splitlines())}
+    assert exported[b.id]["source_note"] == note
+    assert exported[a.id]["source_note"] is None

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from db.models import Article
 from deportwatch.archive.captures import CaptureRef, capture_ref, warc_path
+from deportwatch.archive.show import removal_note
 from deportwatch.config.errors import DeportwatchError, UsageError
 
 WACZ_VERSION = "1.1.1"
@@ -85,17 +86,6 @@ def select_articles(
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
-
-
-def removal_note(article: Article) -> str | None:
-    """ "removed from the source on DATE; archived capture of DATE", when it was."""
-    if article.source_state != "removed" or article.removed_at is None:
-        return None
-    captured = article.captured_at.date().isoformat() if article.captured_at else "none"
-    return (
-        f"removed from the source on {article.removed_at.date().isoformat()}; "
-        f"archived capture of {captured}"
-    )
 
 
 class _Packer:

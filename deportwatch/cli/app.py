@@ -31,6 +31,7 @@ app.command()(archive.show)
 app.command("search")(search.search_command)
 app.command("export")(search.export_command)
 app.command()(evidence.evidence)
+app.command()(evidence.verify)
 app.command()(serve.serve)
 
 

@@ -135,7 +135,13 @@ class WarcStore:
                         )
         return self._index
 
-    def capture(self, url: str, request: Request, raw: RawResponse) -> dict[str, Any]:
+    def capture(
+        self,
+        url: str,
+        raw: RawResponse,
+        request_headers: list[tuple[str, str]],
+        method: str = "GET",
+    ) -> dict[str, Any]:
         """Write ``raw`` (and the request that asked for it); returns the place of
         the full record holding its payload (an earlier one, for a revisit)."""
         digest = payload_digest(raw.body)
@@ -171,7 +177,7 @@ class WarcStore:
             "request",
             payload=BytesIO(b""),
             length=0,
-            http_headers=_request_headers(url, request),
+            http_headers=_request_headers(url, method, request_headers),
             warc_headers_dict=dict(warc_headers),
         )
         request_record.rec_headers.add_header(
@@ -222,15 +228,23 @@ def _phrase(status: int) -> str:
         return ""
 
 
-def _request_headers(url: str, request: Request) -> StatusAndHeaders:
+def _request_headers(url: str, method: str, sent: list[tuple[str, str]]) -> StatusAndHeaders:
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    headers = [("Host", parts.netloc)]
-    for name, values in request.headers.items():
-        headers.extend((name.decode("latin-1"), v.decode("latin-1")) for v in values)
     return StatusAndHeaders(
-        f"{request.method} {target} HTTP/1.1", headers, protocol="HTTP/1.1", is_http_request=True
+        f"{method} {target} HTTP/1.1",
+        [("Host", parts.netloc), *sent],
+        protocol="HTTP/1.1",
+        is_http_request=True,
     )
+
+
+def scrapy_request_headers(request: Request) -> list[tuple[str, str]]:
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, values in request.headers.items()
+        for value in values
+    ]
 
 
 def _capturable(response: Response) -> bool:
@@ -305,7 +319,9 @@ class WarcCaptureMiddleware:
         if raw is None or self.stopped is not None:
             return response
         try:
-            request.meta[CAPTURE_KEY] = self.store.capture(response.url, request, raw)
+            request.meta[CAPTURE_KEY] = self.store.capture(
+                response.url, raw, scrapy_request_headers(request), request.method
+            )
         except CaptureFailed as exc:
             # One clear error; the crawl goes on storing articles without captures.
             self.stopped = str(exc)
