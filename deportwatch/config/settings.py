@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     )
 
     # The read-only web view (deportwatch serve).
+    verify_interval: str = Field(
+        default="1d",
+        description="service: how often flagged articles are asked again (deportwatch verify "
+        "--flagged); 0 turns it off.",
+    )
     web_host: str = Field(
         default="127.0.0.1", description="Address the web view listens on (0.0.0.0: everyone)."
     )
@@ -122,6 +127,11 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_interval(cls, value: str) -> str:
         return check_interval(value)
+
+    @field_validator("verify_interval")
+    @classmethod
+    def _valid_verify_interval(cls, value: str) -> str:
+        return value if value == "0" else check_interval(value)
 
 
 def load_settings(**overrides: object) -> Settings:
