@@ -11,12 +11,15 @@ from base64 import b32encode
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from warcio.archiveiterator import ArchiveIterator
 
 from db.engine import make_engine, make_sessionmaker
 from db.models import Article, ArticleVersion
 from deportwatch.archive.captures import capture_ref, read_capture
+from deportwatch.config.settings import load_settings
+from deportwatch.web.app import create_app
 from pipeline.spool import from_record, to_record
 from spiders.middlewares.replay import snapshot_path
 from tests.conftest import REPO, WEB, LoopbackSite
@@ -335,3 +338,55 @@ def test_verify_tells_alive_changed_and_removed(
     exported = {r["id"]: r for r in map(json.loads, export.stdout.splitlines())}
     assert exported[b.id]["source_note"] == note
     assert exported[a.id]["source_note"] is None
+
+
+HOSTILE = (
+    "<html><head><title>Children taken</title><base href='http://evil.test/'>"
+    "<script>fetch('http://evil.test/x')</script><link rel='stylesheet' href='http://evil.test/s.css'>"
+    '</head><body onload="alert(1)"><article><h1>Children taken</h1>'
+    "<p>Russian forces deported forty children from Kherson to Crimea, officials said.</p>"
+    "<img src='http://evil.test/pixel.gif' onerror='alert(2)'><iframe src='http://evil.test/'></iframe>"
+    "<a href='javascript:alert(3)'>link</a></article></body></html>"
+)
+
+
+def test_web_view_shows_the_capture_as_inert_sandboxed_html(
+    database_url: str, tmp_path: Path, site: LoopbackSite
+) -> None:
+    sources = outlet(site, tmp_path, HOSTILE)
+    crawl = run_cli(["crawl", "loopback"], database_url, sources, tmp_path)
+    assert crawl.returncode in (0, 1), crawl.stderr
+    (article,) = rows(database_url, Article)
+    settings = load_settings(database_url=database_url, sources=sources, warc_dir=tmp_path / "warc")
+    with TestClient(create_app(settings)) as client:
+        page = client.get(f"/articles/{article.id}")
+        assert page.status_code == 200
+        assert f'href="/articles/{article.id}/capture"' in page.text
+        wrapper = client.get(f"/articles/{article.id}/capture")
+        assert wrapper.status_code == 200
+        assert article.capture_digest in wrapper.text
+        assert (
+            f'<iframe class="capture" sandbox src="/articles/{article.id}/capture/page"'
+            in wrapper.text
+        )
+        assert "frame-src 'self'" in wrapper.headers["content-security-policy"]
+        frame = client.get(f"/articles/{article.id}/capture/page")
+        assert frame.status_code == 200
+        policy = frame.headers["content-security-policy"]
+        assert "default-src 'none'" in policy
+        assert "sandbox" in policy
+        assert "script-src" not in policy
+        html = frame.text.lower()
+        assert "deported forty children" in html
+        for hostile in (
+            "<script",
+            "onload",
+            "onerror",
+            "javascript:",
+            "<iframe",
+            "<base",
+            "evil.test/s.css",
+        ):
+            assert hostile not in html, hostile
+        missing = client.get("/articles/999999/capture")
+        assert missing.status_code == 404

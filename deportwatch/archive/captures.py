@@ -9,6 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import lxml.etree
+import lxml.html
+from lxml_html_clean import Cleaner
 from warcio.archiveiterator import ArchiveIterator
 
 from deportwatch.config.errors import DeportwatchError
@@ -50,6 +53,17 @@ def capture_ref(row: object) -> CaptureRef | None:
         length=int(getattr(row, "capture_length", 0) or 0),
         digest=str(getattr(row, "capture_digest", "") or ""),
         captured_at=getattr(row, "captured_at", None),
+    )
+
+
+def ref_from_record(capture: dict[str, Any]) -> CaptureRef:
+    """A capture as ``show --format json`` gives it, as a reference to read."""
+    return CaptureRef(
+        file=str(capture["file"]),
+        offset=int(capture["offset"]),
+        length=int(capture["length"]),
+        digest=str(capture["digest"]),
+        captured_at=None,
     )
 
 
@@ -98,3 +112,40 @@ def _page(record: Any, raw: bytes) -> CapturedPage:
         body=raw,
         decoded=decoded,
     )
+
+
+def static_html(page: CapturedPage) -> str:
+    """A captured page as inert HTML: no scripts, handlers, frames, objects, forms'
+    actions or base URL (lxml's cleaner). What is left is shown in a sandboxed
+    frame under a CSP that forbids every request out, so a hostile page can
+    neither run nor call home."""
+    charset = None
+    if "charset=" in page.content_type.lower():
+        charset = page.content_type.lower().split("charset=", 1)[1].split(";")[0].strip()
+    parser = lxml.html.HTMLParser(encoding=charset) if charset else None
+    try:
+        document = lxml.html.document_fromstring(page.decoded, parser=parser)
+    except (ValueError, lxml.etree.ParserError, LookupError):
+        return "<p>(the capture is not an HTML page)</p>"
+    for base in document.iter("base"):
+        base.drop_tree()
+    cleaned = _CLEANER.clean_html(document)
+    return str(lxml.html.tostring(cleaned, encoding="unicode", doctype="<!DOCTYPE html>"))
+
+
+_CLEANER = Cleaner(
+    scripts=True,
+    javascript=True,
+    comments=True,
+    style=False,  # the page's look is part of what it said; styles cannot load anything here
+    links=True,
+    meta=True,
+    page_structure=False,
+    processing_instructions=True,
+    embedded=True,
+    frames=True,
+    forms=True,
+    annoying_tags=True,
+    remove_unknown_tags=False,
+    safe_attrs_only=True,
+)
