@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import zipfile
 from base64 import b32encode
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +19,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from warcio.archiveiterator import ArchiveIterator
 
+from bench.crawl_throughput import sources_file
+from bench.synthetic_site import SyntheticSite
 from db.engine import make_engine, make_sessionmaker
-from db.models import Article, ArticleVersion
+from db.models import Article, ArticleVersion, CrawlRun
 from deportwatch.archive.captures import capture_ref, read_capture
 from deportwatch.config.settings import load_settings
 from deportwatch.web.app import create_app
 from pipeline.spool import from_record, to_record
 from spiders.middlewares.replay import snapshot_path
+from tests.archive_checks import capture_problems
 from tests.conftest import REPO, WEB, LoopbackSite
-from tests.helpers import article_item, feed, run_cli
+from tests.helpers import article_item, feed, free_port, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -245,6 +252,54 @@ def test_evidence_package_validates_and_indexes_every_record(
         assert served is not None
         assert body == served.read_bytes()
         assert capture["digest"] == sha256_digest(body)
+    replayed = replay_with_pywb(package, tmp_path / "pywb", [a.final_url or a.url for a in flagged])
+    for article in flagged:
+        url = article.final_url or article.url
+        served = snapshot_path(WEB, url)
+        assert served is not None
+        assert replayed[url] == served.read_bytes(), url
+
+
+def replay_with_pywb(package: Path, root: Path, urls: list[str]) -> dict[str, bytes]:
+    """Each URL's page as pywb replays it from the package (``id_``: the bytes as
+    archived, not rewritten), served on loopback."""
+    bin_dir = Path(sys.executable).parent
+    root.mkdir()
+    for args in (["init", "evidence"], ["add", "--unpack-wacz", "evidence", str(package)]):
+        subprocess.run(
+            [str(bin_dir / "wb-manager"), *args], cwd=root, check=True, capture_output=True
+        )
+    port = free_port()
+    server = subprocess.Popen(
+        [str(bin_dir / "wayback"), "-p", str(port), "-b", "127.0.0.1"],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, server)
+        pages = {}
+        for url in urls:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/evidence/id_/{url}", timeout=30
+            ) as answer:
+                pages[url] = answer.read()
+        return pages
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    """Until the server accepts connections (or has died)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "pywb exited"
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError("pywb did not start listening")
 
 
 def test_evidence_without_a_selection_is_a_usage_error(database_url: str, tmp_path: Path) -> None:
@@ -390,3 +445,67 @@ def test_web_view_shows_the_capture_as_inert_sandboxed_html(
             assert hostile not in html, hostile
         missing = client.get("/articles/999999/capture")
         assert missing.status_code == 404
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 48 KiB file system (tmpfs) for the WARC files: a disk that fills mid-crawl."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_a_full_disk_stops_capture_with_one_error_and_loses_no_article(
+    database_url: str, tmp_path: Path, small_disk: Path
+) -> None:
+    pages = 60
+    site = SyntheticSite(pages, seed=5)
+    with site.serve():
+        sources = sources_file(tmp_path, site.base, pages)
+        result = run_cli(
+            ["crawl", "synthetic"],
+            database_url,
+            sources,
+            tmp_path,
+            warc_dir=str(small_disk),
+            obey_robots="false",
+        )
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    assert "ScrapyDeprecationWarning" not in output
+    # One error on the run, in words.
+    assert "evidence capture stopped" in result.stdout
+    assert "No space left on device" in output
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        (run,) = session.scalars(select(CrawlRun)).all()
+        assert run.errors == 1
+        assert run.error_text is not None
+        assert run.error_text.count("evidence capture stopped") == 1
+    engine.dispose()
+    articles = rows(database_url, Article)
+    assert len(articles) == pages  # every article stored all the same
+    captured = [a for a in articles if a.capture_file]
+    assert 0 < len(captured) < pages
+    links, problems = capture_problems(database_url, small_disk)
+    assert not problems
+    assert links == len(captured)
+    # Nothing half-written: every file reads to its end.
+    for path in small_disk.glob("*.warc.gz"):
+        check = subprocess.run(
+            [str(Path(sys.executable).parent / "warcio"), "check", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr

@@ -107,15 +107,17 @@ class WarcStore:
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
         self._seq += 1
         self._path = self.directory / f"{self.prefix}-{stamp}-{os.getpid()}-{self._seq:05d}.warc.gz"
-        self._file = self._path.open("xb")
+        # Unbuffered: each record reaches the file when written, and a write
+        # the disk refuses fails there, not at a later flush or close.
+        self._file = self._path.open("xb", buffering=0)
         return self._path, self._file
 
     def close(self) -> None:
         if self._file is not None:
             with contextlib.suppress(OSError):
-                self._file.flush()
                 os.fsync(self._file.fileno())
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
         self._file = self._path = None
 
     def _known(self) -> dict[tuple[str, str], dict[str, Any]]:
@@ -147,7 +149,10 @@ class WarcStore:
         digest = payload_digest(raw.body)
         date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         earlier = self._known().get((url, digest))
-        path, out = self._open()
+        try:
+            path, out = self._open()
+        except OSError as exc:
+            raise CaptureFailed(exc.errno, f"{self.directory}: {exc.strerror or exc}") from exc
         offset = out.tell()
         writer = Sha256WARCWriter(out, gzip=True)
         http_headers = StatusAndHeaders(
@@ -187,7 +192,6 @@ class WarcStore:
             writer.write_record(record)
             length = out.tell() - offset
             writer.write_record(request_record)
-            out.flush()
         except OSError as exc:
             # Leave no partial record behind: cut the file back to where it was.
             with contextlib.suppress(OSError):
@@ -263,7 +267,7 @@ def _capturable(response: Response) -> bool:
     )
 
 
-def _private(spider: Spider) -> bool:
+def _private(spider: Spider | None) -> bool:
     source = getattr(spider, "source", None)
     return getattr(source, "kind", None) in PRIVATE_KINDS
 
@@ -271,14 +275,19 @@ def _private(spider: Spider) -> bool:
 class RawCaptureMiddleware:
     """Notes a response as it arrived, before it is decompressed or re-encoded."""
 
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         if not crawler.settings.get("DEPORTWATCH_WARC_DIR"):
             raise NotConfigured
-        return cls()
+        return cls(crawler)
 
-    def process_response(self, request: Request, response: Response, spider: Spider) -> Response:
-        if _private(spider) or not _capturable(response):
+    def process_response(
+        self, request: Request, response: Response, spider: Any = None
+    ) -> Response:
+        if _private(self.crawler.spider) or not _capturable(response):
             return response
         headers = [
             (name.decode("latin-1"), value.decode("latin-1"))
@@ -294,7 +303,8 @@ class RawCaptureMiddleware:
 class WarcCaptureMiddleware:
     """Writes the response noted by ``RawCaptureMiddleware`` once it was accepted."""
 
-    def __init__(self, store: WarcStore) -> None:
+    def __init__(self, crawler: Crawler, store: WarcStore) -> None:
+        self.crawler = crawler
         self.store = store
         self.stopped: str | None = None
 
@@ -307,14 +317,16 @@ class WarcCaptureMiddleware:
         store = WarcStore(
             Path(directory), crawler.settings.getint("DEPORTWATCH_WARC_MAX_BYTES"), prefix
         )
-        middleware = cls(store)
+        middleware = cls(crawler, store)
         crawler.signals.connect(middleware.spider_closed, signals.spider_closed)
         return middleware
 
     def spider_closed(self) -> None:
         self.store.close()
 
-    def process_response(self, request: Request, response: Response, spider: Spider) -> Response:
+    def process_response(
+        self, request: Request, response: Response, spider: Any = None
+    ) -> Response:
         raw: RawResponse | None = request.meta.pop(RAW_KEY, None)
         if raw is None or self.stopped is not None:
             return response
@@ -323,11 +335,13 @@ class WarcCaptureMiddleware:
                 response.url, raw, scrapy_request_headers(request), request.method
             )
         except CaptureFailed as exc:
-            # One clear error; the crawl goes on storing articles without captures.
+            # One clear error, on the run; the crawl goes on storing articles
+            # without captures, and the next crawl captures again.
             self.stopped = str(exc)
             message = f"evidence capture stopped: {exc}"
-            log.error(message)
-            record_error = getattr(spider, "record_error", None)
+            record_error = getattr(self.crawler.spider, "record_error", None)
             if record_error is not None:
                 record_error(response.url, message)
+            else:
+                log.error(message)
         return response
