@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
-from scrapy.http import Response
+from scrapy.http import Response, TextResponse
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.utils import Digester
 from warcio.warcwriter import WARCWriter
@@ -80,6 +80,9 @@ class RawResponse:
     protocol: str
     headers: list[tuple[str, str]]
     body: bytes
+
+
+_INDEXES: dict[Path, dict[tuple[str, str], dict[str, Any]]] = {}
 
 
 class CaptureFailed(OSError):
@@ -121,9 +124,12 @@ class WarcStore:
         self._file = self._path = None
 
     def _known(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """Full records captured before, by URL and payload digest (read once)."""
+        """Full records captured before, by URL and payload digest (read once per
+        process and folder: the crawls of one process share it)."""
         if self._index is None:
-            self._index = {}
+            self._index = _INDEXES.get(self.directory.resolve())
+        if self._index is None:
+            self._index = _INDEXES[self.directory.resolve()] = {}
             path = self.directory / INDEX_FILE
             if path.is_file():
                 with path.open(encoding="utf-8") as lines:
@@ -258,7 +264,7 @@ def _capturable(response: Response) -> bool:
     ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
     mime = ctype.split(";")[0].strip().lower()
     if not mime:
-        return True  # the spider decides; a body it refuses is never written (see below)
+        return isinstance(response, TextResponse)  # what the spiders would read as text
     return (
         mime.startswith("text/")
         or "xml" in mime
