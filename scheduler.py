@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -45,6 +47,7 @@ from service.alerts import alert_targets, queue_health_alerts, queue_story_alert
 from service.child import KILL_AFTER, ChildCrawl, CrawlResult
 from service.events import log_event
 
+VERIFY_JOB = "_verify"  # not a source name: source names never start with "_"
 CRON_JITTER_CAP = 30.0  # seconds; a cron line may fire every minute
 
 
@@ -198,6 +201,8 @@ class Service:
         started = last_started(self.engine)
         now = utcnow()
         for job in self.scheduler.get_jobs():
+            if job.id == VERIFY_JOB:
+                continue
             source = wanted.get(job.id)
             if source is None:
                 job.remove()
@@ -225,6 +230,48 @@ class Service:
                 schedule=source.schedule.describe() if source.schedule else "default",
                 first_run=first.isoformat(),
             )
+
+    def verify_flagged(self) -> None:
+        """``deportwatch verify --flagged`` in a child process: are flagged articles
+        still online? Slow on purpose (``DEPORTWATCH_VERIFY_INTERVAL``)."""
+        if self.stopping.is_set():
+            return
+        command = [sys.executable, "-m", "deportwatch", "verify", "--flagged"]
+        try:
+            done = subprocess.run(  # noqa: S603 (our own command)
+                command,
+                env=self._child_env() | {"COLUMNS": "200"},
+                capture_output=True,
+                text=True,
+                timeout=self.settings.crawl_timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            log_event("verify.end", logging.WARNING, outcome="timeout")
+            return
+        lines = [line for line in done.stdout.splitlines() if line.strip()]
+        level = logging.INFO if done.returncode == 0 else logging.WARNING
+        error = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else None
+        log_event(
+            "verify.end",
+            level,
+            exit_code=done.returncode,
+            summary=lines[-1] if lines else None,
+            error=error,
+        )
+
+    def schedule_verify(self) -> None:
+        if self.settings.verify_interval == "0":
+            return
+        every = interval_delta(self.settings.verify_interval)
+        self.scheduler.add_job(
+            self.verify_flagged,
+            trigger=IntervalTrigger(seconds=int(every.total_seconds()), timezone=UTC),
+            id=VERIFY_JOB,
+            name=VERIFY_JOB,
+            next_run_time=utcnow() + every,
+        )
+        log_event("job.scheduled", job="verify", every=self.settings.verify_interval)
 
     def reload(self) -> None:
         try:
@@ -262,6 +309,7 @@ class Service:
             alert_targets=[t.label for t in self.targets],
         )
         self.sync_jobs()
+        self.schedule_verify()
         self.scheduler.start()
         while not self.stopping.is_set():
             self._wake.wait(5)

@@ -258,6 +258,39 @@ def reflag_rate(count: int, workdir: Path, seed: int) -> None:
     engine.dispose()
 
 
+def capture_cost(site: SyntheticSite, workdir: Path, rounds: int) -> None:
+    """The crawl's CPU and disk with evidence capture off and on: fresh archives,
+    the two alternating so that a busy machine weighs on both alike; the least
+    CPU of each is kept (the one least disturbed by other processes)."""
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    warc_bytes = db_bytes = 0
+    for round_ in range(rounds):
+        for mode in ("off", "on"):
+            run_dir = workdir / f"capture-{mode}-{round_}"
+            run_dir.mkdir()
+            database = run_dir / "archive.db"
+            extra = {
+                "DEPORTWATCH_CAPTURE": "true" if mode == "on" else "false",
+                "DEPORTWATCH_WARC_DIR": str(run_dir / "warc"),
+            }
+            result = crawl(site, f"sqlite:///{database}", run_dir, extra_env=extra)
+            cpu[mode].append(result.cpu)
+            if mode == "on":
+                warc_bytes = sum(f.stat().st_size for f in (run_dir / "warc").glob("*.warc.gz"))
+                db_bytes = database.stat().st_size
+    off, on = min(cpu["off"]), min(cpu["on"])
+    pages = site.count
+    each = {mode: ", ".join(f"{c:.1f}" for c in values) for mode, values in cpu.items()}
+    print(
+        f"capture: CPU {off / pages * 1000:.2f} ms/page off, {on / pages * 1000:.2f} ms/page on "
+        f"(+{(on / off - 1) * 100:.1f}%; least of {rounds} crawls each, all: "
+        f"off {each['off']} s, on {each['on']} s); "
+        f"WARC {warc_bytes / pages * 1000 / 1e6:.2f} MB per 1,000 pages "
+        f"(the archive database: {db_bytes / pages * 1000 / 1e6:.2f} MB per 1,000 pages)",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pages", type=int, default=5000)
@@ -281,7 +314,21 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="record the first crawl with py-spy into this file"
     )
+    parser.add_argument(
+        "--capture-cost",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="only compare crawls with evidence capture off and on, ROUNDS times each",
+    )
     args = parser.parse_args()
+    if args.capture_cost:
+        with tempfile.TemporaryDirectory(prefix="deportwatch-capture-bench-") as tmp:
+            site = SyntheticSite(args.pages, args.seed)
+            with site.serve():
+                site.latency = args.latency
+                capture_cost(site, Path(tmp), args.capture_cost)
+        return
     with tempfile.TemporaryDirectory(prefix="deportwatch-crawl-bench-") as tmp:
         workdir = Path(tmp)
         site = SyntheticSite(args.pages, args.seed)

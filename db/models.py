@@ -97,7 +97,18 @@ class StoryCluster(Base):
     members: Mapped[list[Article]] = relationship(back_populates="cluster", order_by="Article.id")
 
 
-class Article(Base):
+class CaptureColumns:
+    """Where a text was archived as fetched: a record in a WARC file (see
+    spiders/middlewares/capture.py), written only once that record was flushed."""
+
+    capture_file: Mapped[str | None] = mapped_column(Text)
+    capture_offset: Mapped[int | None] = mapped_column(BigInteger)
+    capture_length: Mapped[int | None] = mapped_column(Integer)
+    capture_digest: Mapped[str | None] = mapped_column(String(80))
+    captured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Article(CaptureColumns, Base):
     """One archived article: the latest text seen at its canonical URL."""
 
     __tablename__ = "articles"
@@ -152,6 +163,11 @@ class Article(Base):
     # Kind-specific facts as JSON, e.g. a Telegram post's views, forwarded-from
     # and link preview.
     details: Mapped[str | None] = mapped_column(Text)
+    # What asking the source again last said (deportwatch verify): alive |
+    # changed | removed, when it was asked, and since when it is gone.
+    source_state: Mapped[str | None] = mapped_column(String(16))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     source: Mapped[SourceRow] = relationship()
     cluster: Mapped[StoryCluster | None] = relationship(back_populates="members")
@@ -187,7 +203,7 @@ class FlagMatch(Base):
     article: Mapped[Article] = relationship(back_populates="matches")
 
 
-class ArticleVersion(Base):
+class ArticleVersion(CaptureColumns, Base):
     """An earlier text of an edited article, with the time it was current."""
 
     __tablename__ = "article_versions"

@@ -44,6 +44,9 @@ class ArticleItem:
     source_languages: tuple[str, ...] = ()
     page_language: str | None = None  # <html lang> or og:locale
     details: dict[str, object] | None = None  # kind-specific facts (a post's views, ...)
+    # Where the page was archived as fetched (WARC file, offset, length, digest,
+    # captured_at); spooled with the item, so a late store still links it.
+    capture: dict[str, object] | None = None
 
     # Filled by the normalize stage.
     canonical_url: str | None = None

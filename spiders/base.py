@@ -24,6 +24,7 @@ from db.repository.runs import KnownEntry, fetch_state, known_entries
 from deportwatch.config.sources import Source
 from pipeline.items import ArticleItem
 from pipeline.urls import canonical_url
+from spiders.evidence import capture_of
 from spiders.extract import FeedHints, extract_article
 from spiders.failures import describe_failure
 
@@ -346,6 +347,7 @@ class SourceSpider(scrapy.Spider):
             date_candidates=found.date_candidates,
             source_languages=self.source.languages,
             page_language=found.language,
+            capture=capture_of(response),
         )
 
 

@@ -28,6 +28,7 @@ from deportwatch.config.sources import telegram_channel
 from pipeline.items import ArticleItem, DateCandidate
 from pipeline.urls import canonical_url
 from spiders.base import SourceSpider
+from spiders.evidence import capture_of
 
 TITLE_CHARS = 140  # a post has no title: its first line, cut at a word
 _SUFFIX = {"K": 1_000, "M": 1_000_000}
@@ -210,7 +211,9 @@ class TelegramSpider(SourceSpider):
                     self.skipped.append(canonical_url(post.url))
                     self.stat("deportwatch/articles/unchanged")
                     continue
-            yield self.item(post)  # new, or edited since it was archived
+            item = self.item(post)  # new, or edited since it was archived
+            item.capture = capture_of(response)  # the channel page it was read from
+            yield item
         if seen_before == len(posts):
             return  # nothing new here: everything older is archived too
         if before is not None and page < self.source.max_pages:

@@ -58,6 +58,7 @@ def cli_env(database_url: str, sources: Path, tmp_path: Path, **settings: str) -
             "DEPORTWATCH_KEYWORDS": str(REPO / "keywords.toml"),
             "DEPORTWATCH_LOG_DIR": str(tmp_path / "logs"),
             "DEPORTWATCH_SPOOL_DIR": str(tmp_path / "spool"),
+            "DEPORTWATCH_WARC_DIR": str(tmp_path / "warc"),
             "DEPORTWATCH_DOWNLOAD_DELAY": "0",
             "DEPORTWATCH_RETRY_TIMES": "1",
             "DEPORTWATCH_RETRY_BACKOFF": "0.05",

@@ -36,6 +36,7 @@ TESTS = (
     "tests/test_security.py",
     "tests/test_fuzz.py",
     "tests/test_encoding.py",
+    "tests/test_capture.py",
 )
 DATABASES = ("sqlite", "postgresql")
 
@@ -62,8 +63,17 @@ OTHER = (
     (
         "`kill -9` of a crawl at six seeded points, then a second crawl",
         "the archive equals one uninterrupted crawl's (rows, texts, dates, flags, evidence, "
-        "stories); no orphan rows; the killed run closed as `crashed`",
+        "stories); no orphan rows; the killed run closed as `crashed`; every WARC capture "
+        "linked, before and after the second crawl, is a complete record with its digest",
         "test_crash.py::test_a_crawl_killed_anywhere_and_run_again_leaves_the_archive_whole",
+        DATABASES,
+    ),
+    (
+        "the disk holding the evidence WARC files fills mid-crawl (a 48 KiB tmpfs)",
+        "capture stops with one error on the run (`evidence capture stopped: … No space left on "
+        "device`); every article is still stored; every link leads to a complete record; every "
+        "WARC file passes `warcio check`",
+        "test_capture.py::test_a_full_disk_stops_capture_with_one_error_and_loses_no_article",
         DATABASES,
     ),
     (

@@ -35,6 +35,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_commands_exist() -> None:
     assert COMMANDS == [
         "crawl",
+        "evidence",
         "export",
         "figures",
         "flag",
@@ -46,6 +47,7 @@ def test_commands_exist() -> None:
         "show",
         "sources",
         "status",
+        "verify",
     ]
 
 

@@ -6,7 +6,9 @@ handler runs, no batch is committed, no run is closed) once the site has
 served a number of article pages drawn from the seed; then the same crawl runs
 to its end. The archive is compared, article by article, with one that a
 single uninterrupted crawl made: same rows, texts, dates, flags and evidence,
-the same stories, and no row that belongs to nothing. The figures go to
+the same stories, and no row that belongs to nothing. Every evidence capture
+the archive links to, before and after the second crawl, is a complete WARC
+record whose digest matches. The figures go to
 ``build/test-artifacts/crash-<database>.json`` for RELIABILITY.md.
 """
 
@@ -26,7 +28,7 @@ import pytest
 
 from bench.crawl_throughput import sources_file
 from bench.synthetic_site import SyntheticSite
-from tests.archive_checks import read
+from tests.archive_checks import capture_problems, read
 from tests.conftest import REPO, fresh_database
 from tests.helpers import DEPORTWATCH, cli_env, run_cli
 
@@ -90,9 +92,15 @@ def test_a_crawl_killed_anywhere_and_run_again_leaves_the_archive_whole(
         with fresh_database(kind, workdir) as url:
             served = kill_after(synthetic, kill_at, url, sources, workdir)
             survived, _, _ = read(url)
+            # What the kill left: complete WARC records readable, no link to a cut one.
+            links_after_kill, problems = capture_problems(url, workdir / "warc")
+            assert not problems, (seed, problems)
             again = run_cli(["crawl", "synthetic"], url, sources, workdir, **SETTINGS)
             assert again.returncode == 0, again.stdout + again.stderr
             state, lonely, runs = read(url)
+            links, problems = capture_problems(url, workdir / "warc")
+            assert not problems, (seed, problems)
+            assert links == PAGES  # every article linked to its capture in the end
         assert not any(lonely.values()), (seed, lonely)
         assert state == expected, f"seed {seed}: the archive differs after a kill at page {served}"
         killed, resumed = runs
@@ -103,6 +111,7 @@ def test_a_crawl_killed_anywhere_and_run_again_leaves_the_archive_whole(
                 "seed": seed,
                 "killed after pages served": served,
                 "articles stored before the kill": len(survived["articles"]),
+                "capture links before the kill, all to complete records": links_after_kill,
                 "articles compared": len(state["articles"]),
                 "stories compared": len(state["stories"]),
                 "flag matches compared": sum(len(m) for m in state["matches"].values()),

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
-from db.models import CrawlRun, SourceRow
+from db.models import Article, CrawlRun, SourceRow
 from db.repository.runs import ensure_source, start_run
 from deportwatch.config.settings import Settings
 from deportwatch.config.sources import Source, parse_sources
@@ -34,6 +34,9 @@ KI = WEB / "kyivindependent.com"
 NRC = "national-resistance-center-russia-moves-deported-ukrainians-to-55-distant-regions"
 KHARKIV = "power-restored-to-most-of-kharkiv-after-overnight-strike-on-substation"
 NRC_TITLE = "NRC: deported Ukrainians moved to distant regions"
+
+
+NRC_SLUG = "national-resistance-center-russia-moves-deported-ukrainians-to-55-distant-regions"
 
 
 def write_outlet(site: LoopbackSite, prefix: str) -> str:
@@ -402,3 +405,46 @@ def test_crawl_refuses_a_run_id_that_is_not_a_running_crawl_of_the_source(
     result = run_cli(["crawl", "good", "--run-id", "999"], url, sources, tmp_path)
     assert result.returncode == 2
     assert "--run-id 999: no running crawl of 'good'" in result.stderr
+
+
+def test_the_service_asks_again_for_flagged_articles_on_a_slow_rhythm(
+    database_url: str, tmp_path: Path, site: LoopbackSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = WEB / "kyivindependent.com" / NRC_SLUG / "index.html"
+    site.write(f"/news/{NRC_SLUG}/", page.read_bytes())
+    site.write(
+        "/feed.xml",
+        feed(site.base, [(f"/news/{NRC_SLUG}/", "Deported", "Fri, 07 Apr 2023 15:37:50 GMT")]),
+    )
+    sources = tmp_path / "sources.toml"
+    sources.write_text(entry("outlet", f"{site.base}/feed.xml", 'every = "1h"'))
+    assert run_cli(["crawl", "outlet"], database_url, sources, tmp_path).returncode == 0
+    for name, value in cli_env(database_url, sources, tmp_path).items():
+        if name.startswith("DEPORTWATCH_"):
+            monkeypatch.setenv(name, value)
+    settings = Settings(
+        database_url=database_url,
+        sources=sources,
+        keywords=REPO / "keywords.toml",
+        verify_interval="6h",
+    )
+    service = Service(settings)
+    service.scheduler.start(paused=True)
+    try:
+        service.sync_jobs()
+        service.schedule_verify()
+        service.sync_jobs()  # a reload keeps it: it is not a source's job
+        job = service.scheduler.get_job("_verify")
+        assert job is not None
+        assert job.trigger.interval == timedelta(hours=6)
+        (site.root / "site" / "news" / NRC_SLUG / "index.html").unlink()
+        service.verify_flagged()
+    finally:
+        service.close()
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        (article,) = session.scalars(select(Article)).all()
+        assert article.flagged
+        assert article.source_state == "removed"
+        assert article.removed_at is not None
+    engine.dispose()

@@ -40,6 +40,32 @@ class ArticleLike(Protocol):
     text: str
     fetched_at: datetime
     details: dict[str, object] | None
+    capture: dict[str, object] | None
+
+
+CAPTURE_FIELDS = (
+    "capture_file",
+    "capture_offset",
+    "capture_length",
+    "capture_digest",
+    "captured_at",
+)
+
+
+def capture_fields(capture: dict[str, object] | None) -> dict[str, object]:
+    """An item's capture reference as the article's columns (none when not captured)."""
+    if not capture:
+        return {}
+    captured = capture.get("captured_at")
+    return {
+        "capture_file": capture.get("file"),
+        "capture_offset": capture.get("offset"),
+        "capture_length": capture.get("length"),
+        "capture_digest": capture.get("digest"),
+        "captured_at": datetime.fromisoformat(str(captured).replace("Z", "+00:00"))
+        if captured
+        else None,
+    }
 
 
 class MatchLike(Protocol):
@@ -130,6 +156,11 @@ def update_article(
     if existing.content_hash == content_hash and existing.title == item.title:
         # Same text; facts that drift (a post's view count) are refreshed in place.
         existing.details = _details_json(item.details) or existing.details
+        if existing.capture_file is None:
+            # The text's first capture stands as its evidence; one made later
+            # (capture was off, or the disk was full) fills the gap.
+            for name, value in capture_fields(item.capture).items():
+                setattr(existing, name, value)
         return existing, StoreOutcome.UNCHANGED
     # An edit: the text it replaces becomes a version, with when it was current.
     existing.versions.append(
@@ -139,9 +170,12 @@ def update_article(
             content_hash=existing.content_hash,
             seen_from=existing.updated_at or existing.first_seen_at,
             seen_until=item.fetched_at,
+            **{name: getattr(existing, name) for name in CAPTURE_FIELDS},
         )
     )
     _apply(existing, item, content_hash)
+    for name in CAPTURE_FIELDS:  # the new text's capture, or none if it was not captured
+        setattr(existing, name, capture_fields(item.capture).get(name))
     existing.updated_at = item.fetched_at
     return existing, StoreOutcome.UPDATED
 
@@ -185,6 +219,7 @@ def insert_article(
             **_page_fields(item, content_hash),
             first_seen_at=item.fetched_at,
             last_seen_at=item.fetched_at,
+            **capture_fields(item.capture),
             cluster_id=cluster_id,
             duplicate_of=story.duplicate_of if joined else None,
             similarity=story.similarity if joined else None,

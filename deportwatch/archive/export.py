@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 from db.models import Article
 from db.search import Hit
 from db.types import utcnow
-from deportwatch.archive.show import category_list, iso_time, match_record
+from deportwatch.archive.show import category_list, iso_time, match_record, removal_note
 
 SEARCH_FIELDS = [
     "id",
@@ -55,6 +55,9 @@ EXPORT_FIELDS = [
     "flag_categories",
     "flag_score",
     "author",
+    "captured_at",
+    "capture_digest",
+    "source_note",
     "text",
 ]
 ATOM = "http://www.w3.org/2005/Atom"
@@ -105,6 +108,9 @@ def row_record(row: Row[Any] | Article) -> dict[str, Any]:
         "flag_categories": category_list(row.flagged, row.flag_categories),
         "flag_score": row.flag_score,
         "author": row.author,
+        "captured_at": iso_time(row.captured_at),
+        "capture_digest": row.capture_digest,
+        "source_note": removal_note(row),
         "text": row.text,
     }
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from db.models import Article, StoryCluster
+from db.models import Article, ArticleVersion, StoryCluster
 from db.repository.articles import MatchLike
 from deportwatch.config.errors import UsageError
 
@@ -111,6 +111,30 @@ def frame_summary(frame: dict[str, Any] | None) -> str:
     return head + (" | " + " · ".join(answers) if answers else "")
 
 
+def removal_note(article: Article | Any) -> str | None:
+    """ "removed from the source on DATE; archived capture of DATE", when it was."""
+    if article.source_state != "removed" or article.removed_at is None:
+        return None
+    captured = article.captured_at.date().isoformat() if article.captured_at else "none"
+    return (
+        f"removed from the source on {article.removed_at.date().isoformat()}; "
+        f"archived capture of {captured}"
+    )
+
+
+def capture_record(row: Article | ArticleVersion) -> dict[str, Any] | None:
+    """Where a text was archived as fetched (a WARC record), if it was."""
+    if not row.capture_file:
+        return None
+    return {
+        "file": row.capture_file,
+        "offset": row.capture_offset,
+        "length": row.capture_length,
+        "digest": row.capture_digest,
+        "captured_at": iso_time(row.captured_at),
+    }
+
+
 def article_record(article: Article) -> dict[str, Any]:
     """Every stored field a user may cite, as JSON-ready values."""
     members = article.cluster.members if article.cluster else [article]
@@ -135,6 +159,11 @@ def article_record(article: Article) -> dict[str, Any]:
         "keywords_version": article.keywords_version,
         "matches": [match_record(m) for m in article.matches],
         "vetoed": sum(1 for m in article.matches if (m.details or {}).get("verdict") == "vetoed"),
+        "capture": capture_record(article),
+        "source_state": article.source_state,
+        "verified_at": iso_time(article.verified_at),
+        "removed_at": iso_time(article.removed_at),
+        "source_note": removal_note(article),
         "story": {
             "cluster_id": article.cluster_id,
             "first_article_id": article.cluster.first_article_id if article.cluster else None,
@@ -158,6 +187,7 @@ def article_record(article: Article) -> dict[str, Any]:
                 "text": v.text,
                 "seen_from": iso_time(v.seen_from),
                 "seen_until": iso_time(v.seen_until),
+                "capture": capture_record(v),
             }
             for v in article.versions
         ],

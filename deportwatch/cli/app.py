@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from deportwatch.cli import archive, crawling, flagging, search, serve, service
+from deportwatch.cli import archive, crawling, evidence, flagging, search, serve, service
 from deportwatch.cli.common import err
 
 app = typer.Typer(
@@ -30,6 +30,8 @@ app.command()(flagging.reflag)
 app.command()(archive.show)
 app.command("search")(search.search_command)
 app.command("export")(search.export_command)
+app.command()(evidence.evidence)
+app.command()(evidence.verify)
 app.command()(serve.serve)
 
 

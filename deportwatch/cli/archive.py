@@ -141,6 +141,22 @@ def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
             highlight=False,
         )
         out.print(f"             {escape(frame_summary(match['frame']))}", highlight=False)
+    capture = record["capture"]
+    if capture:
+        out.print(
+            f"[dim]{'archived':>10}[/] capture of {capture['captured_at']}, {capture['digest']} "
+            f"({escape(capture['file'])} @ {capture['offset']})",
+            highlight=False,
+        )
+    if record["source_note"]:
+        out.print(
+            f"[dim]{'source':>10}[/] [red]{escape(record['source_note'])}[/]", highlight=False
+        )
+    elif record["source_state"]:
+        out.print(
+            f"[dim]{'source':>10}[/] {record['source_state']}, asked {record['verified_at']}",
+            highlight=False,
+        )
     story = record["story"]
     if story["members"]:
         out.print(f"[dim]{'story':>10}[/] #{story['cluster_id']}, also carried by:")

@@ -32,6 +32,16 @@ class Settings(BaseSettings):
         default=Path("data/spool"),
         description="Where fetched items wait while the archive cannot take them.",
     )
+    capture: bool = Field(
+        default=True,
+        description="Keep every page the crawl keeps, as fetched, in WARC files (evidence).",
+    )
+    warc_dir: Path = Field(
+        default=Path("data/warc"), description="Where the evidence WARC files are written."
+    )
+    warc_max_bytes: int = Field(
+        default=1024**3, ge=1024, description="A new WARC file is begun once one reaches this."
+    )
     user_agent: str = Field(default=DEFAULT_USER_AGENT, description="User-Agent of every request.")
     obey_robots: bool = True
     download_timeout: float = Field(default=30.0, gt=0)
@@ -98,6 +108,11 @@ class Settings(BaseSettings):
     )
 
     # The read-only web view (deportwatch serve).
+    verify_interval: str = Field(
+        default="1d",
+        description="service: how often flagged articles are asked again (deportwatch verify "
+        "--flagged); 0 turns it off.",
+    )
     web_host: str = Field(
         default="127.0.0.1", description="Address the web view listens on (0.0.0.0: everyone)."
     )
@@ -112,6 +127,11 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_interval(cls, value: str) -> str:
         return check_interval(value)
+
+    @field_validator("verify_interval")
+    @classmethod
+    def _valid_verify_interval(cls, value: str) -> str:
+        return value if value == "0" else check_interval(value)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -74,6 +74,10 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
         # is vetted before Scrapy's redirect middleware (600) follows it.
         "spiders.middlewares.encoding.CharsetRepairMiddleware": 580,
         "spiders.middlewares.redirects.RedirectGuardMiddleware": 650,
+        # Evidence: the bytes as they came (595, before decompression), written
+        # once decompression (590) accepted them (585).
+        "spiders.middlewares.capture.RawCaptureMiddleware": 595,
+        "spiders.middlewares.capture.WarcCaptureMiddleware": 585,
     }
     if replay_dir is not None:
         # After robots.txt, offsite and retry, in place of the network.
@@ -115,6 +119,8 @@ def scrapy_settings(settings: Settings, replay_dir: Path | None) -> dict[str, An
         },
         "DEPORTWATCH_DATABASE_URL": settings.database_url,
         "DEPORTWATCH_SPOOL_DIR": str(settings.spool_dir),
+        "DEPORTWATCH_WARC_DIR": str(settings.warc_dir) if settings.capture else None,
+        "DEPORTWATCH_WARC_MAX_BYTES": settings.warc_max_bytes,
         "DEPORTWATCH_KEYWORDS": str(settings.keywords),
         "DEPORTWATCH_DUPLICATE_THRESHOLD": settings.duplicate_threshold,
         "DEPORTWATCH_RECHECK_HOURS": settings.recheck_hours,

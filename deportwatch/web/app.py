@@ -158,7 +158,10 @@ def create_app(settings: Settings) -> FastAPI:
             # Never a traceback to the reader: log it, answer one line.
             log.exception("unexpected error on %s", request.url.path)
             response = _error(request, 500, "internal error: the server log has the details")
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():
+            # A route may set a stricter or narrower one (an archived capture's frame).
+            if name not in response.headers:
+                response.headers[name] = value
         return response
 
     app.add_middleware(HeadAsGet)

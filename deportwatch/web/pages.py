@@ -25,6 +25,7 @@ from deportwatch.web.render import marked
 from deportwatch.web.views import (
     NotFoundError,
     article_view,
+    capture_view,
     figures_view,
     search_page,
     sources_view,
@@ -120,6 +121,52 @@ def article_page(
         frame_dimensions=FRAME_DIMENSIONS,
         title=marked(record["title"] or "(untitled)", spans["title"]),
         body=marked(record["text"] or "", spans["text"]),
+    )
+
+
+# The captured page's frame: nothing runs (sandbox without allow-scripts, no
+# script source), nothing is requested from anywhere (default-src 'none'),
+# only inline styles apply, and only this view may frame it.
+CAPTURE_FRAME_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; sandbox; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'self'"
+)
+# The page around it: the view's usual policy, plus framing its own capture.
+CAPTURE_PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@router.get("/articles/{article_id}/capture")
+def capture_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    article_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+) -> HTMLResponse:
+    try:
+        record, _ = capture_view(session, settings, article_id)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+    response = _render(request, "capture.html", article=record, capture=record["capture"])
+    response.headers["Content-Security-Policy"] = CAPTURE_PAGE_CSP
+    return response
+
+
+@router.get("/articles/{article_id}/capture/page")
+def capture_frame(
+    session: SessionDep,
+    settings: SettingsDep,
+    article_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+) -> HTMLResponse:
+    try:
+        _, html = capture_view(session, settings, article_id)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return HTMLResponse(
+        html,
+        headers={"Content-Security-Policy": CAPTURE_FRAME_CSP, "X-Frame-Options": "SAMEORIGIN"},
     )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from db.models import CrawlRun, SourceRow
 from db.search import Filters, search
+from deportwatch.archive.captures import CaptureMissing, read_capture, ref_from_record, static_html
 from deportwatch.archive.export import hit_record
 from deportwatch.archive.figures import figure_records
 from deportwatch.archive.health import archive_health
@@ -65,6 +66,21 @@ def article_view(session: Session, article_id: int) -> dict[str, Any]:
     record = article_record(article)
     record["diffs"] = version_diffs(article)
     return record
+
+
+def capture_view(
+    session: Session, settings: Settings, article_id: int
+) -> tuple[dict[str, Any], str]:
+    """An article's record and its archived capture as inert HTML."""
+    record = article_view(session, article_id)
+    if not record["capture"]:
+        raise NotFoundError(f"article {article_id} has no archived capture")
+    ref = ref_from_record(record["capture"])
+    try:
+        page = read_capture(settings.warc_dir, ref)
+    except CaptureMissing as exc:
+        raise NotFoundError(str(exc)) from None
+    return record, static_html(page)
 
 
 def sources_view(session: Session, settings: Settings) -> list[dict[str, Any]]:
