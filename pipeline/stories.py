@@ -31,6 +31,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from anyascii import anyascii
 
@@ -66,7 +67,6 @@ _SHINGLE = 5
 # Thousands separated by a space, a no-break space, a thin space or a comma.
 _NUMBER = re.compile(r"(?<![\d.,])(\d{1,3}(?:[ \u00a0\u202f,]\d{3})+|\d+)(?![\d])")
 _NUMBER_SEP = re.compile(r"[ \u00a0\u202f,]")
-_WORD = re.compile(r"[^\W\d_][\w'ʼ’-]*")
 
 # Counts and ages are written out as often as in digits (п'ятеро, пятеро, five;
 # семирічний, семилетний, seven-year-old): the same number whatever the language.
@@ -108,8 +108,20 @@ _AGE_STEMS = {
 }
 _WORD_NUMBERS = {w: n for n, words in _NUMBER_WORDS.items() for w in words.split()}
 _AGE_NUMBERS = {w: n for n, words in _AGE_STEMS.items() for w in words.split()}
-_AGE = re.compile("^(" + "|".join(sorted(_AGE_NUMBERS, key=len, reverse=True)) + ")(річн|летн)")
+# One pass over the lowered text finds them all: a word of its own (five, п'ятеро;
+# "five-year-old" too) or an age's first half (семирічний, семилетний).
+_WRITTEN = re.compile(
+    r"\b(?<!')(?:("
+    + "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True))
+    + r")(?![\w'])|("
+    + "|".join(sorted(_AGE_NUMBERS, key=len, reverse=True))
+    + r")(?:річн|летн))"
+)
+_ENGLISH_MONTHS = frozenset(
+    "january february march april may june july august september october november december".split()
+)
 _APOSTROPHES = str.maketrans({"ʼ": "'", "’": "'", "`": "'"})
+_CAPITALIZED = re.compile(r"(?<![\w'ʼ’-])[A-ZА-ЯЁІЇЄҐ][\w'ʼ’-]*")
 
 _MONTHS = {
     1: ("січ", "январ", "january", "jan"),
@@ -125,9 +137,11 @@ _MONTHS = {
     11: ("листопад", "ноябр", "november", "nov"),
     12: ("груд", "декабр", "december", "dec"),
 }
-_MONTH_WORD = r"[^\W\d_]{3,}"
-_DAY_MONTH = re.compile(rf"\b(\d{{1,2}})\s+({_MONTH_WORD})")
-_MONTH_DAY = re.compile(rf"\b({_MONTH_WORD})\s+(\d{{1,2}})\b")
+# A date is looked for around each one- or two-digit number only (a scan for
+# month words over the whole text cost more than the rest of the anchors).
+_DAY = re.compile(r"(?<![\d.,:])(\d{1,2})(?!\d|[.,:]\d)")
+_WORD_AFTER = re.compile(r"\s+([^\W\d_]{3,})")
+_WORD_BEFORE = re.compile(r"([^\W\d_]{3,})\s+$")
 
 # Names every report of the subject carries: no evidence that two are one story.
 _COMMON_NAMES = (
@@ -141,6 +155,7 @@ _COMMON_NAMES = (
 ).split()
 
 
+@lru_cache(maxsize=50_000)
 def skeleton(word: str) -> str | None:
     """A name as its first four consonants in Latin letters, whatever its alphabet.
 
@@ -198,39 +213,48 @@ def _number_weight(n: int) -> float:
     return 2.0 if n >= 100 else 1.0
 
 
-def _written_number(word: str) -> int | None:
-    lowered = word.lower().translate(_APOSTROPHES)
-    first = lowered.split("-", 1)[0]
-    if first in _WORD_NUMBERS:
-        return _WORD_NUMBERS[first]
-    age = _AGE.match(lowered)
-    return _AGE_NUMBERS[age.group(1)] if age else None
+def _written_numbers(text: str) -> set[int]:
+    lowered = text.lower().translate(_APOSTROPHES)
+    return {
+        _WORD_NUMBERS[word] if word else _AGE_NUMBERS[age]
+        for word, age in _WRITTEN.findall(lowered)
+    }
 
 
 def anchors(text: str) -> Anchors:
-    numbers = {int(_NUMBER_SEP.sub("", m)) for m in _NUMBER.findall(text)}
     dates = set()
-    for day, word in _DAY_MONTH.findall(text):
-        month = _month(word)
-        if month and 1 <= int(day) <= 31:
-            dates.add(f"{month:02d}-{int(day):02d}")
-    for word, day in _MONTH_DAY.findall(text):
-        month = _month(word)
-        if month and 1 <= int(day) <= 31:
-            dates.add(f"{month:02d}-{int(day):02d}")
+    date_days: set[int] = set()  # where a number is the day of a date, not a count
+    for match in _DAY.finditer(text):
+        day = int(match.group(1))
+        if not 1 <= day <= 31:
+            continue
+        after = _WORD_AFTER.match(text, match.end())
+        before = _WORD_BEFORE.search(text, max(0, match.start() - 12), match.start())
+        for word in (after and after.group(1), before and before.group(1)):
+            month = _month(word) if word else None
+            if month:
+                dates.add(f"{month:02d}-{day:02d}")
+                date_days.add(match.start())
+                break
+    numbers: set[int] = set()
+    lead: set[int] = set()
+    for match in _NUMBER.finditer(text):
+        if match.start() in date_days:
+            continue
+        number = int(_NUMBER_SEP.sub("", match.group(1)))
+        numbers.add(number)
+        if match.start() < LEAD_CHARS:
+            lead.add(number)
+    numbers |= _written_numbers(text)
     names: Counter[str] = Counter()
-    for match in _WORD.finditer(text):
-        word = match.group()
-        written = _written_number(word)
-        if written is not None:
-            numbers.add(written)
+    for match in _CAPITALIZED.finditer(text):
+        if _sentence_start(text, match.start()):
             continue
-        if not word[0].isupper() or _sentence_start(text, match.start()):
+        if match.group().lower() in _ENGLISH_MONTHS:
             continue
-        key = skeleton(word)
+        key = skeleton(match.group())
         if key and key not in _COMMON_SKELETONS:
             names[key] += 1
-    lead = {int(_NUMBER_SEP.sub("", m)) for m in _NUMBER.findall(text[:LEAD_CHARS])}
     return Anchors(
         frozenset(numbers),
         frozenset(dates),
