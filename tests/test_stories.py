@@ -7,25 +7,34 @@ of another return a week later and another story of the same day.
 
 from __future__ import annotations
 
+import csv
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.test import get_crawler
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from db.engine import make_sessionmaker
-from db.models import Article, StoryCluster
+from db.models import Article, LshBand, StoryCluster
 from db.repository.articles import language_versions
 from db.repository.runs import ensure_source
+from deportwatch.cli.app import app
+from deportwatch.config.settings import load_settings
+from deportwatch.web.app import create_app
 from pipeline.dedup import DedupPipeline
 from pipeline.items import DateCandidate
 from pipeline.normalize import NormalizePipeline
-from pipeline.similarity import signature, similarity
+from pipeline.similarity import band_keys, signature, similarity
 from pipeline.store import StorePipeline
 from pipeline.stories import anchors, language_verdict, rewrite_verdict, skeleton
 from pipeline.writer import ArchiveWriter
+from tests.conftest import REPO
 from tests.helpers import article_item
 
 UK_REPORT = (
@@ -172,3 +181,158 @@ def test_rewrites_join_and_language_versions_link(pipeline, session: Session) ->
         assert stranger.cluster_id not in {uk.cluster_id, en.cluster_id, ru.cluster_id}
         assert group_of(session, stranger) is None
         assert language_versions(session, stranger.cluster_id) == []
+
+
+runner = CliRunner()
+
+
+def test_a_story_shows_its_language_versions_everywhere(  # type: ignore[no-untyped-def]
+    pipeline, session: Session, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPORTWATCH_DATABASE_URL", database_url)
+    ingest(
+        pipeline, "ukrinform-ua", "https://ukrinform.ua/23", UK_REPORT, "2025-09-10T10:00:00+03:00"
+    )
+    ingest(
+        pipeline,
+        "ukrinform-en",
+        "https://ukrinform.net/23",
+        EN_VERSION,
+        "2025-09-10T11:00:00+03:00",
+    )
+    ingest(pipeline, "nv-ru", "https://nv.ua/rus/23", RU_VERSION, "2025-09-11T09:00:00+03:00")
+    ingest(
+        pipeline,
+        "ukrinform-en",
+        "https://ukrinform.net/11",
+        EN_WEEK_LATER,
+        "2025-09-17T11:00:00+03:00",
+    )
+    got = by_url(session)
+    uk, en, ru = (
+        got["https://ukrinform.ua/23"],
+        got["https://ukrinform.net/23"],
+        got["https://nv.ua/rus/23"],
+    )
+    later = got["https://ukrinform.net/11"]
+    story = uk.cluster_id
+
+    shown = runner.invoke(app, ["show", str(en.id), "--format", "json"], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.output)
+    assert record["story"]["story_id"] == story
+    assert [(v["id"], v["language"]) for v in record["story"]["language_versions"]] == [
+        (uk.id, "uk"),
+        (ru.id, "ru"),
+    ]
+    text = runner.invoke(app, ["show", str(en.id)], catch_exceptions=False).output
+    assert f"story #{story}, also reported in:" in text
+    assert f"#{ru.id} [ru] nv-ru" in text
+
+    found = runner.invoke(app, ["search", "--format", "json"], catch_exceptions=False)
+    assert found.exit_code == 0, found.output
+    rows = json.loads(found.output)
+    assert len(rows) == 2  # the story in three languages is one row; the later return another
+    [three] = [r for r in rows if r["story_id"] == story]
+    assert three["story_languages"] == ["en", "ru", "uk"]
+    assert {m["id"] for m in three["story_members"]} == {uk.id, en.id, ru.id}
+    [apart] = [r for r in rows if r["story_id"] != story]
+    assert apart["id"] == later.id
+    assert apart["story_languages"] == ["en"]
+
+    exported = tmp_path / "all.csv"
+    result = runner.invoke(
+        app, ["export", "--format", "csv", "-o", str(exported)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    with exported.open(encoding="utf-8") as fh:
+        story_of_row = {int(r["id"]): r["story_id"] for r in csv.DictReader(fh)}
+    assert story_of_row == {
+        uk.id: str(story),
+        en.id: str(story),
+        ru.id: str(story),
+        later.id: str(later.cluster_id),
+    }
+
+    settings = load_settings(
+        database_url=database_url, sources=REPO / "sources.toml", keywords=REPO / "keywords.toml"
+    )
+    with TestClient(create_app(settings)) as client:
+        page = client.get(f"/articles/{en.id}").text
+        assert "In other languages" in page
+        assert f'href="/articles/{uk.id}"' in page
+        assert f'href="/articles/{ru.id}"' in page
+        listing = client.get("/").text
+        assert listing.count(f'href="/articles/{later.id}"') == 1
+        assert '<span class="tag lang">ru</span>' in listing
+
+
+def _as_before_issue_23(session: Session, copy_id: int) -> None:
+    """The archive as the dedup stage left it before rewrites and language versions:
+    the reworded copy a story of its own, no groups, MinHash bands only."""
+    session.execute(update(StoryCluster).values(language_group_id=None, language_score=None))
+    alone = StoryCluster(first_seen_at=datetime(2025, 9, 10, tzinfo=UTC))
+    session.add(alone)
+    session.flush()
+    copy = session.get_one(Article, copy_id)
+    copy.cluster_id, copy.duplicate_of, copy.similarity = alone.id, None, None
+    alone.first_article_id = copy.id
+    for article in session.scalars(select(Article)):
+        keep = set(band_keys(article.minhash)) if article.minhash else set()
+        session.execute(
+            delete(LshBand).where(LshBand.article_id == article.id, LshBand.band_key.not_in(keep))
+        )
+    session.commit()
+
+
+def test_relink_brings_an_old_archive_up_to_date_once(  # type: ignore[no-untyped-def]
+    pipeline, session: Session, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPORTWATCH_DATABASE_URL", database_url)
+    ingest(
+        pipeline, "ukrinform-ua", "https://ukrinform.ua/23", UK_REPORT, "2025-09-10T10:00:00+03:00"
+    )
+    ingest(
+        pipeline, "copycat", "https://copycat.example/23", UK_REWORDED, "2025-09-10T13:00:00+03:00"
+    )
+    ingest(
+        pipeline,
+        "ukrinform-en",
+        "https://ukrinform.net/23",
+        EN_VERSION,
+        "2025-09-10T11:00:00+03:00",
+    )
+    ingest(
+        pipeline,
+        "ukrinform-en",
+        "https://ukrinform.net/11",
+        EN_WEEK_LATER,
+        "2025-09-17T11:00:00+03:00",
+    )
+    got = by_url(session)
+    uk, copy = got["https://ukrinform.ua/23"], got["https://copycat.example/23"]
+    en, later = got["https://ukrinform.net/23"], got["https://ukrinform.net/11"]
+    _as_before_issue_23(session, copy.id)
+    assert by_url(session)["https://copycat.example/23"].cluster_id != uk.cluster_id
+    assert group_of(session, en) is None
+
+    result = runner.invoke(app, ["relink"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Relinked 4 articles: 1 rewrites joined their story, 1 stories linked" in result.output
+    got = by_url(session)
+    assert got["https://copycat.example/23"].cluster_id == uk.cluster_id
+    assert group_of(session, got["https://ukrinform.net/23"]) == uk.cluster_id
+    assert group_of(session, got["https://ukrinform.net/11"]) is None
+    assert session.scalar(select(func.count(StoryCluster.id))) == 3  # the copy's own is gone
+    state = sorted(session.execute(select(Article.id, Article.cluster_id)).all())
+
+    again = runner.invoke(app, ["relink"], catch_exceptions=False)
+    assert "Relinked 4 articles: 0 rewrites joined their story, 0 stories linked" in again.output
+    session.expire_all()
+    assert sorted(session.execute(select(Article.id, Article.cluster_id)).all()) == state
+    resumed = runner.invoke(app, ["relink", "--after", str(en.id)], catch_exceptions=False)
+    assert f"Relinked {later.id - en.id} articles" in resumed.output
+
+    bad = runner.invoke(app, ["relink", "--after", "-1"])
+    assert bad.exit_code == 2
+    assert bad.output.strip().splitlines()[-1].startswith("error:")

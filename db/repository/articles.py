@@ -484,3 +484,60 @@ def language_versions(session: Session, cluster_id: int | None) -> list[int]:
             .order_by(StoryCluster.id)
         )
     )
+
+
+def story_of(session: Session, cluster_id: int) -> tuple[int, list[int]]:
+    """A story across languages: its id (the language group's, else the cluster's)
+    and every cluster in it."""
+    group = session.scalar(
+        select(StoryCluster.language_group_id).where(StoryCluster.id == cluster_id)
+    )
+    if group is None:
+        return cluster_id, [cluster_id]
+    clusters = session.scalars(
+        select(StoryCluster.id).where(
+            (StoryCluster.language_group_id == group) | (StoryCluster.id == group)
+        )
+    )
+    return group, sorted(set(clusters) | {cluster_id})
+
+
+def merge_clusters(session: Session, source: int, into: int) -> None:
+    """Move every article of story ``source`` into story ``into`` and drop ``source``.
+
+    Their language groups become one (under the earlier group); a group whose
+    first story was ``source`` is kept under ``into``.
+    """
+    if source == into:
+        return
+    clusters, articles = _table(StoryCluster), _table(Article)
+    session.execute(update(articles).where(articles.c.cluster_id == source).values(cluster_id=into))
+    rows = session.execute(
+        select(
+            clusters.c.id,
+            clusters.c.language_group_id,
+            clusters.c.first_article_id,
+            clusters.c.first_seen_at,
+        ).where(clusters.c.id.in_([source, into]))
+    ).all()
+    by_id = {row.id: row for row in rows}
+    groups = {row.language_group_id for row in rows if row.language_group_id is not None}
+    if groups:
+        renamed = {into if g == source else g for g in groups}
+        group = min(renamed)
+        session.execute(
+            update(clusters)
+            .where(clusters.c.language_group_id.in_(groups | {source}) | (clusters.c.id == into))
+            .values(language_group_id=group)
+        )
+    firsts = [by_id[c] for c in (source, into) if c in by_id]
+    if firsts:
+        earliest = min(firsts, key=lambda row: (row.first_seen_at, row.first_article_id or 0))
+        session.execute(
+            update(clusters)
+            .where(clusters.c.id == into)
+            .values(
+                first_article_id=earliest.first_article_id, first_seen_at=earliest.first_seen_at
+            )
+        )
+    session.execute(clusters.delete().where(clusters.c.id == source))

@@ -17,7 +17,12 @@ from db.migrate import open_archive
 from deportwatch.archive.dates import parse_since
 from deportwatch.archive.figures import FIELDS as FIGURE_FIELDS
 from deportwatch.archive.figures import figure_records
-from deportwatch.archive.show import article_record, load_article, version_diffs
+from deportwatch.archive.show import (
+    article_record,
+    language_version_articles,
+    load_article,
+    version_diffs,
+)
 from deportwatch.cli.common import highlight, out, reported_errors
 from deportwatch.config.settings import load_settings
 
@@ -90,7 +95,7 @@ def show(
         settings = load_settings()
         with open_archive(settings.database_url) as engine, make_sessionmaker(engine)() as session:
             article = load_article(session, article_id)
-            record = article_record(article)
+            record = article_record(article, language_version_articles(session, article))
             diffs = version_diffs(article)
     if output is ShowFormat.json:
         out.print_json(json.dumps(record, ensure_ascii=False))
@@ -124,6 +129,15 @@ def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
         for member in story["members"]:
             out.print(
                 f"           · #{member['id']} {member['source']}: {escape(member['url'])}",
+                highlight=False,
+            )
+    if story["language_versions"]:
+        out.print(f"[dim]{'languages':>10}[/] story #{story['story_id']}, also reported in:")
+        for version in story["language_versions"]:
+            language = escape(f"[{version['language']}]")
+            out.print(
+                f"           · #{version['id']} {language} {version['source']}: "
+                f"{escape(version['title'])} {escape(version['url'])}",
                 highlight=False,
             )
     out.print()
