@@ -65,7 +65,8 @@ LEAD_CHARS = 300
 _SHINGLE = 5
 
 # Thousands separated by a space, a no-break space, a thin space or a comma.
-_NUMBER = re.compile(r"(?<![\d.,])(\d{1,3}(?:[ \u00a0\u202f,]\d{3})+|\d+)(?![\d])")
+# Not a number: digits inside a word (a model name, a hashtag, a code).
+_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:[ \u00a0\u202f,]\d{3})+|\d+)(?!\w)")
 _NUMBER_SEP = re.compile(r"[ \u00a0\u202f,]")
 
 # Counts and ages are written out as often as in digits (п'ятеро, пятеро, five;
@@ -275,7 +276,7 @@ def _sentence_start(text: str, start: int) -> bool:
     i = start - 1
     while i >= 0 and text[i] in " \t\"'«„“”(—–-•🔘":
         i -= 1
-    return i < 0 or text[i] in ".!?:\n;"
+    return i < 0 or text[i] in ".!?:\n"
 
 
 def _key(anchor: str, day: date) -> int:
