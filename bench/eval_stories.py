@@ -147,6 +147,16 @@ def main() -> None:
                 top_nonpair = max(top_nonpair, j5)
     for name, c in counts.items():
         print(c.line(name))
+    # Precision counts the false links among the non-pairs a decision could make:
+    # rewrites are judged in one language, language versions across two.
+    for kind, nonpairs in (
+        ("rewrite", "non-pair, same language"),
+        ("language", "non-pair, across languages"),
+    ):
+        found, wrong = counts[kind].tp, counts[nonpairs].fp
+        precision = found / (found + wrong) if found + wrong else 1.0
+        recall = found / (found + counts[kind].fn)
+        print(f"{kind + 's':<28} precision {precision:.3f} recall {recall:.3f}")
     print(f"highest 5-gram Jaccard of a same-language non-pair: {top_nonpair:.2f}")
     if args.errors:
         for c in counts.values():
