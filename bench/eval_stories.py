@@ -109,6 +109,21 @@ def decide(a: Text, b: Text, minhash_only: bool) -> tuple[bool, str]:
     return verdict.same, f"{verdict.why} {verdict.score:.2f}"
 
 
+def report(counts: dict[str, Counts]) -> None:
+    for name, c in counts.items():
+        print(c.line(name))
+    # Precision counts the false links among the non-pairs a decision could make:
+    # rewrites are judged in one language, language versions across two.
+    for kind, nonpairs in (
+        ("rewrite", "non-pair, same language"),
+        ("language", "non-pair, across languages"),
+    ):
+        found, wrong = counts[kind].tp, counts[nonpairs].fp
+        precision = found / (found + wrong) if found + wrong else 1.0
+        recall = found / (found + counts[kind].fn)
+        print(f"{kind + 's':<28} precision {precision:.3f} recall {recall:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minhash-only", action="store_true", help="the stage before issue 23")
@@ -145,18 +160,7 @@ def main() -> None:
             counts[f"non-pair, {side}"].add(label, found, note)
             if a.lang == b.lang:
                 top_nonpair = max(top_nonpair, j5)
-    for name, c in counts.items():
-        print(c.line(name))
-    # Precision counts the false links among the non-pairs a decision could make:
-    # rewrites are judged in one language, language versions across two.
-    for kind, nonpairs in (
-        ("rewrite", "non-pair, same language"),
-        ("language", "non-pair, across languages"),
-    ):
-        found, wrong = counts[kind].tp, counts[nonpairs].fp
-        precision = found / (found + wrong) if found + wrong else 1.0
-        recall = found / (found + counts[kind].fn)
-        print(f"{kind + 's':<28} precision {precision:.3f} recall {recall:.3f}")
+    report(counts)
     print(f"highest 5-gram Jaccard of a same-language non-pair: {top_nonpair:.2f}")
     if args.errors:
         for c in counts.values():
