@@ -222,7 +222,14 @@ def _written_numbers(text: str) -> set[int]:
     }
 
 
+@lru_cache(maxsize=256)
 def anchors(text: str) -> Anchors:
+    """The text's anchors; remembered for the last texts (a new article is
+    compared with several candidates, and a candidate with several articles)."""
+    return _anchors(text)
+
+
+def _anchors(text: str) -> Anchors:
     dates = set()
     date_days: set[int] = set()  # where a number is the day of a date, not a count
     for match in _DAY.finditer(text):
@@ -310,6 +317,7 @@ def lookup_keys(found: Anchors, published: datetime | None) -> list[int]:
     return [_key(anchor, d) for anchor in keyed_anchors(found) for d in days]
 
 
+@lru_cache(maxsize=64)
 def shingles(text: str) -> frozenset[str]:
     folded = fingerprint_text(text)
     return frozenset(folded[i : i + _SHINGLE] for i in range(len(folded) - _SHINGLE + 1))

@@ -384,9 +384,13 @@ def set_signature(
 
 
 def story_candidates(
-    session: Session, keys: list[int], exclude: int | None, limit: int = 10
+    session: Session, keys: list[int], exclude: int | None, limit: int = 10, least: int = 3
 ) -> list[int]:
-    """Articles sharing at least two anchor keys (anchors on the same days), most first.
+    """Articles sharing at least ``least`` anchor keys (anchors on the same days), most first.
+
+    Three, as a language version needs three anchors in common: a few names
+    are in many reports of a day (an ombudsman's), and two of them alone
+    would make every such report a candidate.
 
     The keys hold the publication day, so each key's rows are one day's
     articles naming that anchor: the lookup costs the same at any archive size.
@@ -398,7 +402,7 @@ def story_candidates(
         select(LshBand.article_id)
         .where(LshBand.band_key.in_(keys))
         .group_by(LshBand.article_id)
-        .having(shared >= 2)
+        .having(shared >= least)
         .order_by(shared.desc(), LshBand.article_id)
         .limit(limit)
     )
