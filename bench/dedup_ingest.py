@@ -213,6 +213,11 @@ def probe(url: str, size: int) -> tuple[float, dict[str, tuple[float, float]]]:
     return elapsed / PROBES * 1000, score(sessions, expected)
 
 
+def _story(cluster: int | None, group: dict[int, int | None]) -> int | None:
+    """A story across languages: its language group, else its cluster."""
+    return (group.get(cluster) or cluster) if cluster is not None else None
+
+
 def score(
     sessions: sessionmaker[Session], expected: dict[str, tuple[str, int | None]]
 ) -> dict[str, tuple[float, float]]:
@@ -225,7 +230,7 @@ def score(
             session.execute(select(StoryCluster.id, StoryCluster.language_group_id)).all()
         )
         joined = {
-            url: cluster[url]
+            url: _story(cluster[url], group)
             for url, duplicate_of in session.execute(
                 select(Article.url, Article.duplicate_of).where(
                     Article.url.like("https://y.test/%")
@@ -240,8 +245,7 @@ def score(
             linked[url] = group[own]
 
     def story(original: int) -> int | None:
-        own = cluster[f"https://x.test/{original}"]
-        return (group.get(own) or own) if own is not None else None
+        return _story(cluster[f"https://x.test/{original}"], group)
 
     out = {}
     for kind, found in (("copy", joined), ("version", linked)):

@@ -194,6 +194,7 @@ class Anchors:
     dates: frozenset[str]  # "MM-DD"
     names: tuple[str, ...]  # skeletons, most frequent first
     lead_counts: frozenset[int] = frozenset()  # counts in the title and lead
+    lead_dates: frozenset[str] = frozenset()  # dates the title and lead name
 
     def weighted(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -231,6 +232,7 @@ def anchors(text: str) -> Anchors:
 
 def _anchors(text: str) -> Anchors:
     dates = set()
+    lead_dates: set[str] = set()
     date_days: set[int] = set()  # where a number is the day of a date, not a count
     for match in _DAY.finditer(text):
         day = int(match.group(1))
@@ -243,6 +245,8 @@ def _anchors(text: str) -> Anchors:
             if month:
                 dates.add(f"{month:02d}-{day:02d}")
                 date_days.add(match.start())
+                if match.start() < LEAD_CHARS:
+                    lead_dates.add(f"{month:02d}-{day:02d}")
                 break
     numbers: set[int] = set()
     lead: set[int] = set()
@@ -268,6 +272,7 @@ def _anchors(text: str) -> Anchors:
         frozenset(dates),
         tuple(k for k, _ in names.most_common()),
         frozenset(n for n in lead if _number_weight(n) >= 1),
+        frozenset(lead_dates),
     )
 
 
@@ -390,6 +395,8 @@ def language_verdict(
 
 
 def _counts_conflict(a: Anchors, b: Anchors) -> bool:
-    """Two reports whose leading counts share nothing report different events."""
-    left, right = a.lead_counts, b.lead_counts
-    return bool(left) and bool(right) and not (left & right)
+    """Two reports whose leads' counts, or dates, share nothing report different events."""
+    for left, right in ((a.lead_counts, b.lead_counts), (a.lead_dates, b.lead_dates)):
+        if left and right and not (left & right):
+            return True
+    return False
