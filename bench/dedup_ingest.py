@@ -238,10 +238,12 @@ def score(
             )
             if duplicate_of is not None
         }
+    # Linked as a language version: a story of its own in a group (a copy that
+    # joined a story already in a group is a copy, scored above).
     linked: dict[str, int | None] = {}
     for url in expected:
         own = cluster.get(url)
-        if own is not None and group.get(own) is not None:
+        if url not in joined and own is not None and group.get(own) is not None:
             linked[url] = group[own]
 
     def story(original: int) -> int | None:

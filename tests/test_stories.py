@@ -20,6 +20,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from bench import dedup_ingest
 from db.engine import make_sessionmaker
 from db.models import Article, LshBand, StoryCluster
 from db.repository.articles import language_versions
@@ -336,3 +337,14 @@ def test_relink_brings_an_old_archive_up_to_date_once(  # type: ignore[no-untype
     bad = runner.invoke(app, ["relink", "--after", "-1"])
     assert bad.exit_code == 2
     assert bad.output.strip().splitlines()[-1].startswith("error:")
+
+
+def test_ingest_benchmark_finds_rewrites_and_translations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dedup_ingest, "PROBES", 100)
+    url = f"sqlite:///{tmp_path / 'bench.db'}"
+    dedup_ingest.fill(url, 500)
+    ms, scores = dedup_ingest.probe(url, 500)
+    assert ms > 0
+    assert scores == {"copy": (1.0, 1.0), "version": (1.0, 1.0)}
