@@ -86,13 +86,21 @@ class CrawlRun(Base):
 
 
 class StoryCluster(Base):
-    """One story: every article (any outlet, any URL) that reports it."""
+    """One story: every article (any outlet, any URL) that reports it, in one language.
+
+    The same story in other languages is a story of its own, linked as a
+    *language version*: every version of a group names the group's first story
+    in ``language_group_id`` (that story names itself).
+    """
 
     __tablename__ = "story_clusters"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     first_article_id: Mapped[int | None]
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    language_group_id: Mapped[int | None] = mapped_column(index=True)
+    # How much language-independent evidence (numbers, dates, names) the link had.
+    language_score: Mapped[float | None] = mapped_column(Float)
 
     members: Mapped[list[Article]] = relationship(back_populates="cluster", order_by="Article.id")
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.expression import ColumnClause, ColumnElement
 
-from db.models import Article, SourceRow
+from db.models import Article, SourceRow, StoryCluster
 from db.query import Query, fts5_expression, tsquery_expression
 
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
@@ -63,6 +63,7 @@ class StoryMember:
     id: int
     source: str
     url: str
+    language: str | None = None
 
 
 @dataclass
@@ -73,6 +74,10 @@ class Hit:
     story_sources: list[str] = field(default_factory=list)  # every outlet of its story
     story_size: int = 1
     members: list[StoryMember] = field(default_factory=list)  # every copy, first seen first
+    # The story across languages: its language versions' group (else its cluster)
+    # and the languages it was reported in.
+    story_id: int | None = None
+    languages: list[str] = field(default_factory=list)
 
 
 def _sqlite(session: Session) -> bool:
@@ -161,6 +166,25 @@ def _story_key(row: Row[Any], clusters: dict[int, int | None]) -> int:
     return cluster if cluster is not None else -row.id
 
 
+def story_ids(session: Session, article_ids: list[int]) -> dict[int, int | None]:
+    """Each article's story across languages: its language group, else its cluster."""
+    if not article_ids:
+        return {}
+    rows = session.execute(
+        select(Article.id, func.coalesce(StoryCluster.language_group_id, Article.cluster_id))
+        .outerjoin(StoryCluster, StoryCluster.id == Article.cluster_id)
+        .where(Article.id.in_(article_ids))
+    )
+    return {article_id: story for article_id, story in rows}
+
+
+def story_clusters(ids: set[int]) -> Any:
+    """The clusters of stories across languages (a group's, or the cluster itself)."""
+    return select(StoryCluster.id).where(
+        StoryCluster.id.in_(ids) | StoryCluster.language_group_id.in_(ids)
+    )
+
+
 def search(
     session: Session, filters: Filters, limit: int = 50, offset: int = 0, stories: bool = True
 ) -> list[Hit]:
@@ -176,7 +200,11 @@ def search(
         for a in session.scalars(
             select(Article)
             .where(Article.id.in_(ids))
-            .options(selectinload(Article.source), selectinload(Article.matches))
+            .options(
+                selectinload(Article.source),
+                selectinload(Article.matches),
+                selectinload(Article.cluster),
+            )
         )
     }
     snippets = _snippets(session, filters.query, ids) if filters.query is not None and ids else {}
@@ -196,9 +224,7 @@ def _best_per_story(session: Session, ranked: AnySelect, wanted: int) -> list[Ro
     fetched, batch = 0, max(wanted * 3, 50)
     while len(chosen) < wanted:
         rows = list(session.execute(ranked.limit(batch).offset(fetched)))
-        ids = [r.id for r in rows]
-        pairs = session.execute(select(Article.id, Article.cluster_id).where(Article.id.in_(ids)))
-        clusters = {article_id: cluster_id for article_id, cluster_id in pairs}
+        clusters = story_ids(session, [r.id for r in rows])
         for row in rows:
             key = _story_key(row, clusters)
             if key not in seen:
@@ -212,23 +238,29 @@ def _best_per_story(session: Session, ranked: AnySelect, wanted: int) -> list[Ro
 
 
 def _add_story_sources(session: Session, hits: list[Hit]) -> None:
-    clusters = {h.article.cluster_id for h in hits if h.article.cluster_id is not None}
+    """Every copy of each hit's story, its language versions' copies included."""
+    stories = story_ids(session, [h.article.id for h in hits])
+    wanted = {s for s in stories.values() if s is not None}
     members: dict[int, list[StoryMember]] = {}
-    if clusters:
+    if wanted:
+        story = func.coalesce(StoryCluster.language_group_id, StoryCluster.id)
         rows = session.execute(
-            select(Article.cluster_id, Article.id, SourceRow.name, Article.url)
+            select(story, Article.id, SourceRow.name, Article.url, Article.language)
             .join(SourceRow, SourceRow.id == Article.source_id)
-            .where(Article.cluster_id.in_(clusters))
+            .join(StoryCluster, StoryCluster.id == Article.cluster_id)
+            .where(Article.cluster_id.in_(story_clusters(wanted)))
             .order_by(Article.id)
         )
-        for cluster_id, article_id, name, url in rows:
-            members.setdefault(cluster_id or 0, []).append(StoryMember(article_id, name, url))
+        for story_id, article_id, name, url, language in rows:
+            members.setdefault(story_id, []).append(StoryMember(article_id, name, url, language))
     for hit in hits:
         a = hit.article
-        own = [StoryMember(a.id, a.source.name, a.url)]
-        hit.members = members.get(a.cluster_id, own) if a.cluster_id is not None else own
+        hit.story_id = stories.get(a.id)
+        own = [StoryMember(a.id, a.source.name, a.url, a.language)]
+        hit.members = members.get(hit.story_id, own) if hit.story_id is not None else own
         hit.story_sources = list(dict.fromkeys(m.source for m in hit.members))
         hit.story_size = len(hit.members)
+        hit.languages = sorted({m.language for m in hit.members if m.language})
 
 
 def _opening(text: str, words: int = SNIPPET_WORDS * 2) -> str:
@@ -253,7 +285,11 @@ def iter_matches(session: Session, filters: Filters, batch: int = 500) -> Iterat
     ids = _filtered(select(Article.id), filters)
     if filters.query is not None:
         ids = ids.where(_match_condition(session, filters.query))
-    columns = [*Article.__table__.c, SourceRow.name.label("source_name")]
+    columns = [
+        *Article.__table__.c,
+        SourceRow.name.label("source_name"),
+        func.coalesce(StoryCluster.language_group_id, Article.cluster_id).label("story_id"),
+    ]
     last = 0
     while True:
         page = list(session.scalars(ids.where(Article.id > last).order_by(Article.id).limit(batch)))
@@ -262,6 +298,7 @@ def iter_matches(session: Session, filters: Filters, batch: int = 500) -> Iterat
         rows = session.execute(
             select(*columns)
             .join(SourceRow, SourceRow.id == Article.source_id)
+            .outerjoin(StoryCluster, StoryCluster.id == Article.cluster_id)
             .where(Article.id.in_(page))
             .order_by(Article.id)
         )

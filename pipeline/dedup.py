@@ -6,6 +6,10 @@ Layers, cheapest first:
 3. exact text (content hash): the same body at another URL joins that story;
 4. near-duplicate text (MinHash, LSH bands in an indexed table): a syndicated
    or lightly reworded copy joins that story;
+5. rewrites and language versions (pipeline/stories.py): the articles of the
+   same days that share anchors (numbers, dates, names) or a band are read
+   again; a rewrite in the same language joins that story, a report of it in
+   another language becomes a language version of it;
 and for short posts, too short to compare, a link preview that points at an
 archived article joins that article's story.
 The stage only decides; the store stage writes. It reads through the same
@@ -16,20 +20,34 @@ arrived a moment before.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Self
 
 from scrapy.crawler import Crawler
 from sqlalchemy.orm import Session
 
 from db.repository.articles import (
+    Candidate,
     archived_entry,
     article_id_by_hash,
     article_id_by_url,
     band_candidates,
+    candidate_articles,
+    story_candidates,
 )
 from pipeline.items import ArticleItem, Item
 from pipeline.similarity import band_keys, signature, similarity
 from pipeline.store import ArchiveStage, spooled, writer_of
+from pipeline.stories import (
+    Anchors,
+    Verdict,
+    anchors,
+    language_verdict,
+    lookup_keys,
+    rewrite_verdict,
+    story_keys,
+)
 from pipeline.urls import canonical_url
 from pipeline.writer import ArchiveUnavailable, ArchiveWriter
 
@@ -80,12 +98,113 @@ class DedupPipeline(ArchiveStage):
             if same_text is not None:
                 item.duplicate_of, item.similarity = same_text, 1.0
                 return item
-        if item.minhash:
-            best, best_score = None, 0.0
-            for article_id, other in band_candidates(session, item.band_keys, own_id):
-                score = similarity(item.minhash, other)
-                if score > best_score:
-                    best, best_score = article_id, score
-            if best is not None and best_score >= self.threshold:
-                item.duplicate_of, item.similarity = best, best_score
+        found = match_story(
+            session,
+            text=item.text,
+            title=item.title,
+            language=item.language,
+            published_at=item.published_at,
+            own_id=own_id,
+            minhash=item.minhash,
+            minhash_keys=item.band_keys,
+            threshold=self.threshold,
+        )
+        item.band_keys = item.band_keys + found.story_keys
+        item.duplicate_of, item.similarity = found.duplicate_of, found.similarity
+        item.language_of, item.language_score = found.language_of, found.language_score
         return item
+
+
+@dataclass
+class StoryMatch:
+    """What an article is to the archive's stories, and the keys it is stored under."""
+
+    story_keys: list[int] = field(default_factory=list)
+    duplicate_of: int | None = None
+    similarity: float | None = None
+    language_of: int | None = None
+    language_score: float | None = None
+
+
+def match_story(
+    session: Session,
+    *,
+    text: str,
+    title: str,
+    language: str | None,
+    published_at: datetime | None,
+    own_id: int | None,
+    minhash: bytes | None,
+    minhash_keys: list[int],
+    threshold: float = DEFAULT_THRESHOLD,
+    before: int | None = None,
+) -> StoryMatch:
+    """The story an article belongs to: a near-duplicate, else a rewrite, else
+    a language version of one; ``before`` keeps to articles archived earlier
+    (re-linking an archive in the order it was built).
+    """
+    found = anchors(f"{title}\n{text}")
+    match = StoryMatch(story_keys=story_keys(found, published_at))
+    best, best_score, near = _nearest(session, minhash, minhash_keys, own_id, before)
+    if best is not None and best_score >= threshold:
+        match.duplicate_of, match.similarity = best, best_score
+        return match
+    if own_id is not None and before is None:
+        return match  # an archived article seen again keeps its story
+    ids = story_candidates(session, lookup_keys(found, published_at), own_id)
+    ids = [i for i in dict.fromkeys(near[:5] + ids) if before is None or i < before]
+    best_rewrite: tuple[float, int] | None = None
+    best_version: tuple[float, int] | None = None
+    for other in candidate_articles(session, ids):
+        verdict = _verdict(text, found, language, published_at, other)
+        if verdict is None or not verdict.same:
+            continue
+        if other.language == language:
+            if best_rewrite is None or verdict.score > best_rewrite[0]:
+                best_rewrite = (verdict.score, other.id)
+        elif best_version is None or verdict.score > best_version[0]:
+            best_version = (verdict.score, other.id)
+    if best_rewrite is not None:
+        match.similarity, match.duplicate_of = best_rewrite
+    elif best_version is not None:
+        match.language_score, match.language_of = best_version
+    return match
+
+
+def _nearest(
+    session: Session,
+    minhash: bytes | None,
+    keys: list[int],
+    own_id: int | None,
+    before: int | None,
+) -> tuple[int | None, float, list[int]]:
+    """The most similar article by MinHash, its similarity, and every band candidate."""
+    best: int | None = None
+    best_score = 0.0
+    near: list[int] = []
+    if not minhash:
+        return best, best_score, near
+    for article_id, other in band_candidates(session, keys, own_id):
+        if before is not None and article_id >= before:
+            continue
+        score = similarity(minhash, other)
+        if score > best_score:
+            best, best_score = article_id, score
+        near.append(article_id)
+    return best, best_score, near
+
+
+def _verdict(
+    text: str,
+    found: Anchors,
+    language: str | None,
+    published_at: datetime | None,
+    other: Candidate,
+) -> Verdict | None:
+    """A rewrite in the same language, a language version in another; None when
+    either language is unknown (nothing can be said across languages then)."""
+    if other.language == language:
+        return rewrite_verdict(text, other.text, published_at, other.published_at)
+    if not language or not other.language:
+        return None
+    return language_verdict(found, anchors(other.text), published_at, other.published_at)

@@ -62,6 +62,8 @@ class ArticleItem:
     band_keys: list[int] = field(default_factory=list)
     duplicate_of: int | None = None  # id of the archived article this copies
     similarity: float | None = None
+    language_of: int | None = None  # id of the archived article this is a language version of
+    language_score: float | None = None
 
     # Filled by the flag stage.
     flag: FlagResult | None = None

@@ -112,7 +112,14 @@ class StorePipeline(ArchiveStage):
             new = item.archived_known and item.archived_id is None
             existing = None if new else article_by_url(session, item.canonical_url)
             if existing is None:
-                story = StoryLink(item.duplicate_of, item.similarity, item.minhash, item.band_keys)
+                story = StoryLink(
+                    item.duplicate_of,
+                    item.similarity,
+                    item.minhash,
+                    item.band_keys,
+                    item.language_of,
+                    item.language_score,
+                )
                 joined, flagged = insert_article(
                     session,
                     source_id,

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import Alert, AlertDelivery, Article, CrawlRun, FlagMatch, SourceRow
+from db.repository.articles import story_of
 from db.types import utcnow
 from deportwatch.archive.health import archive_health
 from deportwatch.archive.show import category_list
@@ -89,10 +90,10 @@ def _add_alert(session: Session, kind: str, key: str, payload: dict[str, Any]) -
     return True
 
 
-def _story_payload(session: Session, article: Article) -> dict[str, Any]:
+def _story_payload(session: Session, article: Article, clusters: list[int]) -> dict[str, Any]:
     members = (
-        list(session.scalars(select(Article).where(Article.cluster_id == article.cluster_id)))
-        if article.cluster_id is not None
+        list(session.scalars(select(Article).where(Article.cluster_id.in_(clusters))))
+        if clusters
         else [article]
     )
     sources = sorted({m.source.name for m in members})
@@ -111,6 +112,7 @@ def _story_payload(session: Session, article: Article) -> dict[str, Any]:
         "url": article.url,
         "published_at": published.isoformat(),
         "sources": sources,
+        "languages": sorted({m.language for m in members if m.language}),
         "categories": categories,
         "snippet": snippet,
     }
@@ -139,11 +141,17 @@ def queue_story_alerts(session: Session, max_age: timedelta, now: datetime | Non
             .order_by(Article.flagged_at, Article.id)
         ).all()
         for article in flagged:
-            if article.cluster_id is not None:
+            # One story whatever its languages: its language versions share the key.
+            story, clusters = (
+                story_of(session, article.cluster_id)
+                if article.cluster_id is not None
+                else (None, [])
+            )
+            if clusters:
                 flagged_before = session.scalar(
                     select(
                         exists().where(
-                            Article.cluster_id == article.cluster_id,
+                            Article.cluster_id.in_(clusters),
                             Article.flagged,
                             Article.flagged_at < run.started_at,
                         )
@@ -151,8 +159,9 @@ def queue_story_alerts(session: Session, max_age: timedelta, now: datetime | Non
                 )
                 if flagged_before:
                     continue
-            key = f"story:{article.cluster_id or f'article-{article.id}'}"
-            queued += _add_alert(session, "story", key, _story_payload(session, article))
+            key = f"story:{story or f'article-{article.id}'}"
+            payload = _story_payload(session, article, clusters)
+            queued += _add_alert(session, "story", key, payload)
         run.alerts_checked_at = now
     return queued
 
@@ -189,6 +198,11 @@ def _story_block(story: dict[str, Any]) -> str:
     lines = [
         story["title"],
         f"Sources: {', '.join(story['sources'])}",
+        *(
+            [f"Languages: {', '.join(story['languages'])}"]
+            if len(story.get("languages", [])) > 1
+            else []
+        ),
         f"Categories: {', '.join(story['categories']) or '-'}",
         f"Published: {story['published_at'][:16].replace('T', ' ')} UTC",
     ]

@@ -146,6 +146,29 @@ def test_a_story_flagged_before_the_run_is_not_announced_again(
     assert receiver.messages == []
 
 
+def test_a_story_is_announced_once_whatever_its_languages(
+    archive: Archive, session: Session, receiver: WebhookReceiver
+) -> None:
+    uk, en = archive.source("ukrinform-ua"), archive.source("ukrinform-en")
+    uk_story, en_story = archive.story(), archive.story()
+    # The English story is the Ukrainian one's language version.
+    uk_story.language_group_id = en_story.language_group_id = uk_story.id
+    uk_run, en_run = archive.run(uk, minutes_ago=20), archive.run(en, minutes_ago=10)
+    archive.article(uk, uk_story, "Україна повернула 23 дітей", run=uk_run).language = "uk"
+    archive.article(en, en_story, "Ukraine brought back 23 children", run=en_run).language = "en"
+    other = archive.article(en, archive.story(), "Russia deported 11 children", run=en_run)
+    session.flush()
+
+    assert queue_story_alerts(session, MAX_AGE) == 2
+    assert [a.key for a in alerts(session)] == [f"story:{uk_story.id}", f"story:{other.cluster_id}"]
+    assert send_alerts(session, alert_targets(receiver.url), MAX_AGE) == 1
+    [message] = receiver.messages
+    body = str(message["message"])
+    assert body.count("Ukraine brought back 23 children") == 0  # the later version adds no entry
+    assert "Sources: ukrinform-en, ukrinform-ua" in body
+    assert "Languages: en, uk" in body
+
+
 def test_many_new_stories_are_one_message(
     archive: Archive, session: Session, receiver: WebhookReceiver
 ) -> None:

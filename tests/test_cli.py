@@ -41,6 +41,7 @@ def test_commands_exist() -> None:
         "flag",
         "init",
         "reflag",
+        "relink",
         "schedule",
         "search",
         "serve",

@@ -236,6 +236,8 @@ def insert_article(
         session.execute(
             update(clusters).where(clusters.c.id == cluster_id).values(first_article_id=article_id)
         )
+        if story.language_of is not None:
+            link_language_version(session, cluster_id, story.language_of, story.language_score or 0)
     if story.band_keys:
         session.execute(
             insert(_table(LshBand)),
@@ -276,6 +278,9 @@ class StoryLink:
     similarity: float | None
     minhash: bytes | None
     band_keys: list[int]
+    # The archived article this one is another language's version of, if any.
+    language_of: int | None = None
+    language_score: float | None = None
 
 
 def _matched_cluster(session: Session, duplicate_of: int | None) -> int | None:
@@ -415,3 +420,167 @@ def set_signature(
         session.execute(
             bands.insert(), [{"band_key": key, "article_id": article.id} for key in set(keys)]
         )
+
+
+def story_candidates(
+    session: Session, keys: list[int], exclude: int | None, limit: int = 10, least: int = 3
+) -> list[int]:
+    """Articles sharing at least ``least`` anchor keys (anchors on the same days), most first.
+
+    Three, as a language version needs three anchors in common: a few names
+    are in many reports of a day (an ombudsman's), and two of them alone
+    would make every such report a candidate.
+
+    The keys hold the publication day, so each key's rows are one day's
+    articles naming that anchor: the lookup costs the same at any archive size.
+    """
+    if not keys:
+        return []
+    shared = func.count(LshBand.band_key).label("shared")
+    query = (
+        select(LshBand.article_id)
+        .where(LshBand.band_key.in_(keys))
+        .group_by(LshBand.article_id)
+        .having(shared >= least)
+        .order_by(shared.desc(), LshBand.article_id)
+        .limit(limit)
+    )
+    if exclude is not None:
+        query = query.where(LshBand.article_id != exclude)
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An archived article as the story decisions need it."""
+
+    id: int
+    cluster_id: int | None
+    language: str | None
+    published_at: datetime | None
+    text: str
+
+
+def candidate_articles(session: Session, ids: list[int]) -> list[Candidate]:
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Article.id, Article.cluster_id, Article.language, Article.published_at, Article.text)
+        .where(Article.id.in_(ids))
+        .order_by(Article.id)
+    )
+    return [Candidate(*row) for row in rows]
+
+
+def link_language_version(
+    session: Session, cluster_id: int, other_article_id: int, score: float
+) -> bool:
+    """Make the story ``cluster_id`` a language version of another article's story.
+
+    Every story of a group names the group's first story; joining two groups
+    moves the later one under the earlier. Returns False when there is
+    nothing to link (the other article has no story, or it is the same one).
+    """
+    other = session.scalar(select(Article.cluster_id).where(Article.id == other_article_id))
+    if other is None or other == cluster_id:
+        return False
+    clusters = _table(StoryCluster)
+    groups = dict(
+        session.execute(
+            select(clusters.c.id, clusters.c.language_group_id).where(
+                clusters.c.id.in_([cluster_id, other])
+            )
+        ).all()
+    )
+    own_group = groups.get(cluster_id) or cluster_id
+    other_group = groups.get(other) or other
+    group = min(own_group, other_group)
+    session.execute(
+        update(clusters)
+        .where(
+            clusters.c.id.in_([cluster_id, other, own_group, other_group])
+            | clusters.c.language_group_id.in_([own_group, other_group])
+        )
+        .values(language_group_id=group)
+    )
+    session.execute(
+        update(clusters)
+        .where(clusters.c.id == cluster_id, clusters.c.language_score.is_(None))
+        .values(language_score=score)
+    )
+    return True
+
+
+def language_versions(session: Session, cluster_id: int | None) -> list[int]:
+    """The other stories of a story's language group (their cluster ids), oldest first."""
+    if cluster_id is None:
+        return []
+    group = session.scalar(
+        select(StoryCluster.language_group_id).where(StoryCluster.id == cluster_id)
+    )
+    if group is None:
+        return []
+    return list(
+        session.scalars(
+            select(StoryCluster.id)
+            .where(StoryCluster.language_group_id == group, StoryCluster.id != cluster_id)
+            .order_by(StoryCluster.id)
+        )
+    )
+
+
+def story_of(session: Session, cluster_id: int) -> tuple[int, list[int]]:
+    """A story across languages: its id (the language group's, else the cluster's)
+    and every cluster in it."""
+    group = session.scalar(
+        select(StoryCluster.language_group_id).where(StoryCluster.id == cluster_id)
+    )
+    if group is None:
+        return cluster_id, [cluster_id]
+    clusters = session.scalars(
+        select(StoryCluster.id).where(
+            (StoryCluster.language_group_id == group) | (StoryCluster.id == group)
+        )
+    )
+    return group, sorted(set(clusters) | {cluster_id})
+
+
+def merge_clusters(session: Session, source: int, into: int) -> None:
+    """Move every article of story ``source`` into story ``into`` and drop ``source``.
+
+    Their language groups become one (under the earlier group); a group whose
+    first story was ``source`` is kept under ``into``.
+    """
+    if source == into:
+        return
+    clusters, articles = _table(StoryCluster), _table(Article)
+    session.execute(update(articles).where(articles.c.cluster_id == source).values(cluster_id=into))
+    rows = session.execute(
+        select(
+            clusters.c.id,
+            clusters.c.language_group_id,
+            clusters.c.first_article_id,
+            clusters.c.first_seen_at,
+        ).where(clusters.c.id.in_([source, into]))
+    ).all()
+    by_id = {row.id: row for row in rows}
+    groups = {row.language_group_id for row in rows if row.language_group_id is not None}
+    if groups:
+        renamed = {into if g == source else g for g in groups}
+        group = min(renamed)
+        session.execute(
+            update(clusters)
+            .where(clusters.c.language_group_id.in_(groups | {source}) | (clusters.c.id == into))
+            .values(language_group_id=group)
+        )
+    firsts = [by_id[c] for c in (source, into) if c in by_id]
+    if firsts:
+        earliest = min(firsts, key=lambda row: (row.first_seen_at, row.first_article_id or 0))
+        session.execute(
+            update(clusters)
+            .where(clusters.c.id == into)
+            .values(
+                first_article_id=earliest.first_article_id, first_seen_at=earliest.first_seen_at
+            )
+        )
+    session.execute(clusters.delete().where(clusters.c.id == source))

@@ -23,6 +23,8 @@ from deportwatch.archive.show import category_list, iso_time, match_record, remo
 SEARCH_FIELDS = [
     "id",
     "cluster_id",
+    "story_id",
+    "story_languages",
     "source",
     "story_sources",
     "story_size",
@@ -43,6 +45,7 @@ SEARCH_FIELDS = [
 EXPORT_FIELDS = [
     "id",
     "cluster_id",
+    "story_id",
     "source",
     "title",
     "url",
@@ -72,10 +75,16 @@ def hit_record(hit: Hit) -> dict[str, Any]:
     return {
         "id": a.id,
         "cluster_id": a.cluster_id,
+        # One story whatever its languages: the id its language versions share.
+        "story_id": hit.story_id,
+        "story_languages": hit.languages,
         "source": a.source.name,
         "story_sources": hit.story_sources,
         "story_size": hit.story_size,
-        "story_members": [{"id": m.id, "source": m.source, "url": m.url} for m in hit.members],
+        "story_members": [
+            {"id": m.id, "source": m.source, "url": m.url, "language": m.language}
+            for m in hit.members
+        ],
         "title": a.title,
         "url": a.url,
         "canonical_url": a.canonical_url,
@@ -96,6 +105,7 @@ def row_record(row: Row[Any] | Article) -> dict[str, Any]:
     return {
         "id": row.id,
         "cluster_id": row.cluster_id,
+        "story_id": _story_id(row),
         "source": row.source.name if isinstance(row, Article) else row.source_name,
         "title": row.title,
         "url": row.url,
@@ -113,6 +123,14 @@ def row_record(row: Row[Any] | Article) -> dict[str, Any]:
         "source_note": removal_note(row),
         "text": row.text,
     }
+
+
+def _story_id(row: Row[Any] | Article) -> int | None:
+    if isinstance(row, Article):
+        cluster = row.cluster
+        group = cluster.language_group_id if cluster is not None else None
+        return group if group is not None else row.cluster_id
+    return int(row.story_id) if row.story_id is not None else None
 
 
 def _flat(value: Any) -> Any:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from db.models import Article, ArticleVersion, StoryCluster
-from db.repository.articles import MatchLike
+from db.repository.articles import MatchLike, language_versions
 from deportwatch.config.errors import UsageError
 
 
@@ -28,6 +28,21 @@ def load_article(session: Session, article_id: int) -> Article:
     if article is None:
         raise UsageError(f"no article with id {article_id}")
     return article
+
+
+def language_version_articles(session: Session, article: Article) -> list[Article]:
+    """The articles of the story's versions in other languages, oldest first."""
+    clusters = language_versions(session, article.cluster_id)
+    if not clusters:
+        return []
+    return list(
+        session.scalars(
+            select(Article)
+            .where(Article.cluster_id.in_(clusters))
+            .order_by(Article.id)
+            .options(selectinload(Article.source))
+        )
+    )
 
 
 def iso_time(value: Any) -> str | None:
@@ -135,9 +150,15 @@ def capture_record(row: Article | ArticleVersion) -> dict[str, Any] | None:
     }
 
 
-def article_record(article: Article) -> dict[str, Any]:
-    """Every stored field a user may cite, as JSON-ready values."""
+def article_record(article: Article, versions: list[Article] | None = None) -> dict[str, Any]:
+    """Every stored field a user may cite, as JSON-ready values.
+
+    ``versions``: the articles of the story's language versions
+    (``language_version_articles``), each still its own article.
+    """
     members = article.cluster.members if article.cluster else [article]
+    cluster = article.cluster
+    group = cluster.language_group_id if cluster is not None else None
     return {
         "id": article.id,
         "source": article.source.name,
@@ -167,6 +188,8 @@ def article_record(article: Article) -> dict[str, Any]:
         "story": {
             "cluster_id": article.cluster_id,
             "first_article_id": article.cluster.first_article_id if article.cluster else None,
+            # The story across languages: the id its language versions share.
+            "story_id": group if group is not None else article.cluster_id,
             "duplicate_of": article.duplicate_of,
             "similarity": article.similarity,
             "members": [
@@ -179,6 +202,19 @@ def article_record(article: Article) -> dict[str, Any]:
                 }
                 for m in members
                 if m.id != article.id
+            ],
+            "language_versions": [
+                {
+                    "id": v.id,
+                    "cluster_id": v.cluster_id,
+                    "language": v.language,
+                    "source": v.source.name,
+                    "url": v.url,
+                    "title": v.title,
+                    "published_at": iso_time(v.published_at),
+                    "flagged": v.flagged,
+                }
+                for v in versions or []
             ],
         },
         "versions": [

@@ -7,7 +7,16 @@ import sys
 
 import typer
 
-from deportwatch.cli import archive, crawling, evidence, flagging, search, serve, service
+from deportwatch.cli import (
+    archive,
+    crawling,
+    evidence,
+    flagging,
+    search,
+    serve,
+    service,
+    stories,
+)
 from deportwatch.cli.common import err
 
 app = typer.Typer(
@@ -27,6 +36,7 @@ app.command()(service.status)
 app.command()(flagging.flag)
 app.command()(archive.figures)
 app.command()(flagging.reflag)
+app.command("relink")(stories.relink_command)
 app.command()(archive.show)
 app.command("search")(search.search_command)
 app.command("export")(search.export_command)

@@ -21,6 +21,7 @@ from deportwatch.archive.show import (
     article_record,
     evidence,
     frame_summary,
+    language_version_articles,
     load_article,
     version_diffs,
 )
@@ -105,7 +106,7 @@ def show(
             make_sessionmaker(engine)() as session,
         ):
             article = load_article(session, article_id)
-            record = article_record(article)
+            record = article_record(article, language_version_articles(session, article))
             diffs = version_diffs(article)
     if output is ShowFormat.json:
         out.print_json(json.dumps(record, ensure_ascii=False))
@@ -123,6 +124,18 @@ def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
     ):  # fmt: skip
         if record[key]:
             out.print(f"[dim]{label:>10}[/] {escape(str(record[key]))}", highlight=False)
+    _print_flags(record)
+    _print_source_state(record)
+    _print_story(record["story"])
+    out.print()
+    out.print(record["text"], highlight=False, markup=False)
+    for diff in diffs:
+        out.print()
+        out.print(diff, highlight=False, markup=False)
+
+
+def _print_flags(record: dict[str, Any]) -> None:
+    """The verdict, then each match with its field, its frame's verdict and why."""
     if record["flagged"]:
         out.print(
             f"[dim]{'flagged':>10}[/] [red]{escape(', '.join(record['flag_categories']))}[/] "
@@ -141,6 +154,10 @@ def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
             highlight=False,
         )
         out.print(f"             {escape(frame_summary(match['frame']))}", highlight=False)
+
+
+def _print_source_state(record: dict[str, Any]) -> None:
+    """Where the page is archived as fetched, and whether the source still has it."""
     capture = record["capture"]
     if capture:
         out.print(
@@ -157,7 +174,10 @@ def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
             f"[dim]{'source':>10}[/] {record['source_state']}, asked {record['verified_at']}",
             highlight=False,
         )
-    story = record["story"]
+
+
+def _print_story(story: dict[str, Any]) -> None:
+    """The story's other outlets and its versions in other languages."""
     if story["members"]:
         out.print(f"[dim]{'story':>10}[/] #{story['cluster_id']}, also carried by:")
         for member in story["members"]:
@@ -165,8 +185,12 @@ def _print_article(record: dict[str, Any], diffs: list[str]) -> None:
                 f"           · #{member['id']} {escape(member['source'])}: {escape(member['url'])}",
                 highlight=False,
             )
-    out.print()
-    out.print(record["text"], highlight=False, markup=False)
-    for diff in diffs:
-        out.print()
-        out.print(diff, highlight=False, markup=False)
+    if story["language_versions"]:
+        out.print(f"[dim]{'languages':>10}[/] story #{story['story_id']}, also reported in:")
+        for version in story["language_versions"]:
+            language = escape(f"[{version['language']}]")
+            out.print(
+                f"           · #{version['id']} {language} {version['source']}: "
+                f"{escape(version['title'])} {escape(version['url'])}",
+                highlight=False,
+            )

@@ -146,14 +146,17 @@ def search_command(
 
 def _print_hits(records: list[dict[str, object]], all_copies: bool) -> None:
     table = Table(title=f"{len(records)} {'articles' if all_copies else 'stories'}")
-    for column in ("id", "date", "sources", "title", "flags", "snippet"):
-        table.add_column(column, no_wrap=column in ("id", "date"), overflow="fold")
+    for column in ("id", "date", "lang", "sources", "title", "flags", "snippet"):
+        table.add_column(column, no_wrap=column in ("id", "date", "lang"), overflow="fold")
     for r in records:
         sources = r["source"] if all_copies else ", ".join(r["story_sources"])  # type: ignore[arg-type]
+        # A story lists every language it was reported in (its language versions).
+        languages = r["language"] if all_copies else ",".join(r["story_languages"])  # type: ignore[arg-type]
         date = str(r["published_at"] or r["first_seen_at"])[:10]
         table.add_row(
             str(r["id"]),
             date,
+            str(languages or ""),
             escape(str(sources)),
             escape(str(r["title"])),
             escape(", ".join(r["flag_categories"])),  # type: ignore[arg-type]

@@ -19,7 +19,13 @@ from deportwatch.archive.captures import CaptureMissing, read_capture, ref_from_
 from deportwatch.archive.export import hit_record
 from deportwatch.archive.figures import figure_records
 from deportwatch.archive.health import archive_health
-from deportwatch.archive.show import article_record, iso_time, load_article, version_diffs
+from deportwatch.archive.show import (
+    article_record,
+    iso_time,
+    language_version_articles,
+    load_article,
+    version_diffs,
+)
 from deportwatch.config.errors import UsageError
 from deportwatch.config.settings import Settings
 from deportwatch.config.sources import load_sources
@@ -63,7 +69,7 @@ def article_view(session: Session, article_id: int) -> dict[str, Any]:
         article = load_article(session, article_id)
     except UsageError:
         raise NotFoundError(f"no article with id {article_id}") from None
-    record = article_record(article)
+    record = article_record(article, language_version_articles(session, article))
     record["diffs"] = version_diffs(article)
     return record
 

@@ -1,0 +1,172 @@
+"""Precision and recall of joining stories across rewrites and languages (eval/stories/).
+
+Each labelled pair is decided as the dedup stage decides it: the MinHash
+signature first (a copy), then, in one language, the rewrite test, and across
+languages the language-version test. A pair counts as found only when the
+lookup keys would also bring the two together (a shared MinHash band or a
+shared anchor key), as they must at ingest.
+
+--same-day puts every pair on one day, undated texts included: how far the
+texts alone (without the publication window) keep same-topic stories apart.
+
+Usage: python -m bench.eval_stories [--minhash-only] [--same-day] [--errors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.similarity import band_keys, signature, similarity
+from pipeline.stories import (
+    anchors,
+    language_verdict,
+    lookup_keys,
+    rewrite_verdict,
+    shingles,
+    story_keys,
+)
+
+HERE = Path(__file__).resolve().parent.parent / "eval" / "stories"
+MINHASH_THRESHOLD = 0.5
+
+
+@dataclass
+class Text:
+    url: str
+    lang: str
+    published: datetime | None
+    text: str
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, label: bool, found: bool, note: str) -> None:
+        if label and found:
+            self.tp += 1
+        elif label:
+            self.fn += 1
+            self.errors.append(f"missed: {note}")
+        elif found:
+            self.fp += 1
+            self.errors.append(f"false link: {note}")
+        else:
+            self.tn += 1
+
+    def line(self, name: str) -> str:
+        precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+        recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+        return (
+            f"{name:<28} pairs {self.tp + self.fn:>3} found {self.tp:>3}  "
+            f"non-pairs {self.fp + self.tn:>3} linked {self.fp:>3}  "
+            f"precision {precision:.3f} recall {recall:.3f}"
+        )
+
+
+def load() -> tuple[dict[str, Text], list[dict[str, str]]]:
+    texts = {}
+    with open(HERE / "texts.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            day = row.get("date")
+            published = datetime.fromisoformat(day).replace(tzinfo=UTC) if day else None
+            texts[row["url"]] = Text(row["url"], row["lang"], published, row["text"])
+    with open(HERE / "pairs.tsv", encoding="utf-8", newline="") as fh:
+        pairs = list(csv.DictReader(fh, delimiter="\t"))
+    return texts, pairs
+
+
+def jaccard5(a: str, b: str) -> float:
+    left, right = shingles(a), shingles(b)
+    return len(left & right) / len(left | right) if left and right else 0.0
+
+
+def decide(a: Text, b: Text, minhash_only: bool) -> tuple[bool, str]:
+    sig_a, sig_b = signature(a.text), signature(b.text)
+    bands = bool(sig_a and sig_b and set(band_keys(sig_a)) & set(band_keys(sig_b)))
+    if bands and sig_a and sig_b and similarity(sig_a, sig_b) >= MINHASH_THRESHOLD:
+        return True, "minhash"
+    if minhash_only:
+        return False, "minhash below threshold"
+    anchors_a, anchors_b = anchors(a.text), anchors(b.text)
+    keyed = bool(set(lookup_keys(anchors_a, a.published)) & set(story_keys(anchors_b, b.published)))
+    if not (bands or keyed):
+        return False, "never a candidate"
+    if a.lang == b.lang:
+        verdict = rewrite_verdict(a.text, b.text, a.published, b.published)
+    else:
+        verdict = language_verdict(anchors_a, anchors_b, a.published, b.published)
+    return verdict.same, f"{verdict.why} {verdict.score:.2f}"
+
+
+def report(counts: dict[str, Counts]) -> None:
+    for name, c in counts.items():
+        print(c.line(name))
+    # Precision counts the false links among the non-pairs a decision could make:
+    # rewrites are judged in one language, language versions across two.
+    for kind, nonpairs in (
+        ("rewrite", "non-pair, same language"),
+        ("language", "non-pair, across languages"),
+    ):
+        found, wrong = counts[kind].tp, counts[nonpairs].fp
+        precision = found / (found + wrong) if found + wrong else 1.0
+        recall = found / (found + counts[kind].fn)
+        print(f"{kind + 's':<28} precision {precision:.3f} recall {recall:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minhash-only", action="store_true", help="the stage before issue 23")
+    parser.add_argument("--same-day", action="store_true", help="ignore the publication days")
+    parser.add_argument("--errors", action="store_true", help="list every wrong decision")
+    args = parser.parse_args()
+    texts, pairs = load()
+    if args.same_day:
+        one_day = datetime(2025, 1, 1, tzinfo=UTC)
+        for text in texts.values():
+            text.published = one_day
+    counts = {
+        "rewrite": Counts(),
+        "rewrite, 5-gram J >= 0.5": Counts(),
+        "language": Counts(),
+        "non-pair, same language": Counts(),
+        "non-pair, across languages": Counts(),
+    }
+    top_nonpair = 0.0
+    for row in pairs:
+        a, b = texts[row["a"]], texts[row["b"]]
+        label = row["label"] == "1"
+        found, why = decide(a, b, args.minhash_only)
+        j5 = jaccard5(a.text, b.text)
+        note = f"{row['a']} | {row['b']} ({why}; J5 {j5:.2f}): {row['reason']}"
+        if row["kind"] == "rewrite":
+            counts["rewrite"].add(label, found, note)
+            if j5 >= 0.5:
+                counts["rewrite, 5-gram J >= 0.5"].add(label, found, note)
+        elif row["kind"] == "language":
+            counts["language"].add(label, found, note)
+        else:
+            side = "same language" if a.lang == b.lang else "across languages"
+            counts[f"non-pair, {side}"].add(label, found, note)
+            if a.lang == b.lang:
+                top_nonpair = max(top_nonpair, j5)
+    report(counts)
+    print(f"highest 5-gram Jaccard of a same-language non-pair: {top_nonpair:.2f}")
+    if args.errors:
+        for c in counts.values():
+            for error in c.errors:
+                print(error)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,402 @@
+"""One story across rewrites and languages: anchors, lookup keys and the two decisions.
+
+MinHash over 3-word shingles (pipeline/similarity.py) joins copies that keep
+most of their wording. Two kinds of report escape it:
+
+- **rewrites** in the same language (a synonym-spun copy, a shortened repost,
+  a Telegram summary) share many letter sequences but few exact 3-word runs;
+- **language versions** (one report in Ukrainian, English and Russian) share
+  almost no text at all, only what does not translate: the numbers, dates,
+  and names written in another alphabet.
+
+Both are found through *anchors*: the specific numbers of a text (19 546 and
+19,546 alike), the dates it names (13 лютого, 13 февраля, February 13) and its
+proper names reduced to a transliterated consonant skeleton (Лубінець,
+Лубинец and Lubinets all read ``lbnc``). Anchors paired with the publication
+day become lookup keys, stored beside the MinHash band keys: one indexed query
+finds the few articles of the same days that share anchors, however large the
+archive grows.
+
+The decisions are deliberately cautious (a wrong link is worse than a missing
+one): a rewrite must share most of its letter 5-grams with the other text, or
+be a short summary contained in it, and never contradict its counts; a
+language version needs the same days, several shared anchors of more than one
+kind, and no contradicting count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+
+from anyascii import anyascii
+
+from pipeline.text import fingerprint_text
+
+# How many days apart two reports of one story may be published.
+DAY_WINDOW = 2
+# Anchors stored per article as lookup keys (most specific first).
+MAX_KEYED_ANCHORS = 12
+
+# Thresholds, set on eval/stories (EVALUATION.md, "Stories across rewrites and
+# languages"): rewrites reach letter 5-gram Jaccard 0.4 and more; the closest
+# same-topic pair of another story stayed under 0.3.
+REWRITE_JACCARD = 0.40
+# A summary (a Telegram post, a shortened repost) is mostly contained in the
+# longer text: its share of 5-grams found there.
+REWRITE_CONTAINMENT = 0.55
+# Language versions: shared anchor weight over the smaller text's weight.
+LANGUAGE_OVERLAP = 0.45
+LANGUAGE_MIN_SHARED = 3
+# Names alone (no number or date in common) link only when there are many.
+LANGUAGE_MIN_NAMES_ONLY = 5
+LANGUAGE_NAMES_ONLY_OVERLAP = 0.6
+# A retelling in other words of the same language: some wording in common
+# (same-topic reports of other stories stayed under 0.22) and the anchors.
+REWRITE_RETOLD_JACCARD = 0.14
+# Counts that contradict each other are looked for in the lead only: the
+# background figures further down differ between two copies of one story.
+LEAD_CHARS = 300
+
+_SHINGLE = 5
+
+# Thousands separated by a space, a no-break space, a thin space or a comma.
+# Not a number: digits inside a word (a model name, a hashtag, a code).
+_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:[ \u00a0\u202f,]\d{3})+|\d+)(?!\w)")
+_NUMBER_SEP = re.compile(r"[ \u00a0\u202f,]")
+
+# Counts and ages are written out as often as in digits (п'ятеро, пятеро, five;
+# семирічний, семилетний, seven-year-old): the same number whatever the language.
+_NUMBER_WORDS = {
+    2: "two два дві двоє двох двое двух",
+    3: "three три троє трьох трое трех трёх",
+    4: "four чотири четверо чотирьох четыре четырех четырёх",
+    5: "five п'ять п'ятеро п'ятьох пять пятеро пятерых",
+    6: "six шість шестеро шістьох шесть шестерых",
+    7: "seven сім семеро сімох семь семерых",
+    8: "eight вісім восьмеро восьмох восемь восьмерых",
+    9: "nine дев'ять дев'ятеро девять девятерых",
+    10: "ten десять десятеро",
+    11: "eleven одинадцять одиннадцать",
+    12: "twelve дванадцять двенадцать",
+    13: "thirteen тринадцять тринадцать",
+    14: "fourteen чотирнадцять четырнадцать",
+    15: "fifteen п'ятнадцять пятнадцать",
+    16: "sixteen шістнадцять шестнадцать",
+    17: "seventeen сімнадцять семнадцать",
+}
+_AGE_STEMS = {
+    2: "дво двух",
+    3: "три трех трёх",
+    4: "чотири четырех четырёх",
+    5: "п'яти пяти",
+    6: "шести",
+    7: "семи",
+    8: "восьми",
+    9: "дев'яти девяти",
+    10: "десяти",
+    11: "одинадцяти одиннадцати",
+    12: "дванадцяти двенадцати",
+    13: "тринадцяти тринадцати",
+    14: "чотирнадцяти четырнадцати",
+    15: "п'ятнадцяти пятнадцати",
+    16: "шістнадцяти шестнадцати",
+    17: "сімнадцяти семнадцати",
+}
+_WORD_NUMBERS = {w: n for n, words in _NUMBER_WORDS.items() for w in words.split()}
+_AGE_NUMBERS = {w: n for n, words in _AGE_STEMS.items() for w in words.split()}
+# One pass over the lowered text finds them all: a word of its own (five, п'ятеро;
+# "five-year-old" too) or an age's first half (семирічний, семилетний).
+_WRITTEN = re.compile(
+    r"\b(?<!')(?:("
+    + "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True))
+    + r")(?![\w'])|("
+    + "|".join(sorted(_AGE_NUMBERS, key=len, reverse=True))
+    + r")(?:річн|летн))"
+)
+_ENGLISH_MONTHS = frozenset(
+    "january february march april may june july august september october november december".split()
+)
+_APOSTROPHES = str.maketrans({"ʼ": "'", "’": "'", "`": "'"})
+_CAPITALIZED = re.compile(r"(?<![\w'ʼ’-])[A-ZА-ЯЁІЇЄҐ][\w'ʼ’-]*")
+
+_MONTHS = {
+    1: ("січ", "январ", "january", "jan"),
+    2: ("лют", "феврал", "february", "feb"),
+    3: ("берез", "март", "march", "mar"),
+    4: ("квіт", "апрел", "april", "apr"),
+    5: ("травн", "мая", "май", "may"),
+    6: ("черв", "июн", "june", "jun"),
+    7: ("лип", "июл", "july", "jul"),
+    8: ("серп", "август", "august", "aug"),
+    9: ("верес", "сентябр", "september", "sep"),
+    10: ("жовт", "октябр", "october", "oct"),
+    11: ("листопад", "ноябр", "november", "nov"),
+    12: ("груд", "декабр", "december", "dec"),
+}
+# A date is looked for around each one- or two-digit number only (a scan for
+# month words over the whole text cost more than the rest of the anchors).
+_DAY = re.compile(r"(?<![\d.,:])(\d{1,2})(?!\d|[.,:]\d)")
+_WORD_AFTER = re.compile(r"\s+([^\W\d_]{3,})")
+_WORD_BEFORE = re.compile(r"([^\W\d_]{3,})\s+$")
+
+# Names every report of the subject carries: no evidence that two are one story.
+_COMMON_NAMES = (
+    "Україна Україні України Украина Украине Украины Ukraine Ukrainian Ukrainians "
+    "Росія Росії Россия России Russia Russian Russians РФ "
+    "Київ Києві Киев Kyiv Telegram Telegram-каналі Facebook "
+    "Президент Президента Президентом President Presidential "
+    "Верховної Верховной Verkhovna Ради Рады Rada Офіс Офісу Офис Офиса Office "
+    "Омбудсман Омбудсмана Омбудсмен Ombudsman Ombudsman's Уповноважений Commissioner "
+    "UNN УНН Ukrinform Укрінформ Новини.LIVE Bring Kids Back UA"
+).split()
+
+
+@lru_cache(maxsize=50_000)
+def skeleton(word: str) -> str | None:
+    """A name as its first four consonants in Latin letters, whatever its alphabet.
+
+    Transliteration differs by language (Лубінець / Лубинец / Lubinets, Харків
+    / Харьков / Kharkiv, Єрмак / Ермак / Yermak); the vowels, soft signs and
+    endings are where it differs most, so they are dropped.
+    """
+    latin = anyascii(word).lower()
+    for digraph, letter in (
+        ("shch", "s"),
+        ("kh", "x"),
+        ("zh", "z"),
+        ("ch", "c"),
+        ("sh", "s"),
+        ("ts", "c"),
+        ("tz", "c"),
+        ("q", "k"),
+        ("w", "v"),
+        ("h", "g"),
+    ):
+        latin = latin.replace(digraph, letter)
+    consonants = re.sub(r"[^b-df-gj-np-tv-xz]|j", "", latin)
+    collapsed = re.sub(r"(.)\1+", r"\1", consonants)
+    return collapsed[:4] if len(collapsed) >= 3 else None
+
+
+_COMMON_SKELETONS = frozenset(s for s in map(skeleton, _COMMON_NAMES) if s)
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """What of a text survives translation, with a weight for how telling each is."""
+
+    numbers: frozenset[int]
+    dates: frozenset[str]  # "MM-DD"
+    names: tuple[str, ...]  # skeletons, most frequent first
+    lead_counts: frozenset[int] = frozenset()  # counts in the title and lead
+    lead_dates: frozenset[str] = frozenset()  # dates the title and lead name
+
+    def weighted(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for n in self.numbers:
+            out[f"n{n}"] = _number_weight(n)
+        for d in self.dates:
+            out[f"d{d}"] = 2.0
+        for name in self.names:
+            out[f"p{name}"] = 1.0
+        return {k: v for k, v in out.items() if v > 0}
+
+
+def _number_weight(n: int) -> float:
+    if n < 2 or 1990 <= n <= 2035:
+        return 0.0  # years are in every report
+    if n < 10:
+        return 0.5  # ages and small counts: telling only together
+    return 2.0 if n >= 100 else 1.0
+
+
+def _written_numbers(text: str) -> set[int]:
+    lowered = text.lower().translate(_APOSTROPHES)
+    return {
+        _WORD_NUMBERS[word] if word else _AGE_NUMBERS[age]
+        for word, age in _WRITTEN.findall(lowered)
+    }
+
+
+@lru_cache(maxsize=256)
+def anchors(text: str) -> Anchors:
+    """The text's anchors; remembered for the last texts (a new article is
+    compared with several candidates, and a candidate with several articles)."""
+    return _anchors(text)
+
+
+def _anchors(text: str) -> Anchors:
+    dates = set()
+    lead_dates: set[str] = set()
+    date_days: set[int] = set()  # where a number is the day of a date, not a count
+    for match in _DAY.finditer(text):
+        day = int(match.group(1))
+        if not 1 <= day <= 31:
+            continue
+        after = _WORD_AFTER.match(text, match.end())
+        before = _WORD_BEFORE.search(text, max(0, match.start() - 12), match.start())
+        for word in (after and after.group(1), before and before.group(1)):
+            month = _month(word) if word else None
+            if month:
+                dates.add(f"{month:02d}-{day:02d}")
+                date_days.add(match.start())
+                if match.start() < LEAD_CHARS:
+                    lead_dates.add(f"{month:02d}-{day:02d}")
+                break
+    numbers: set[int] = set()
+    lead: set[int] = set()
+    for match in _NUMBER.finditer(text):
+        if match.start() in date_days:
+            continue
+        number = int(_NUMBER_SEP.sub("", match.group(1)))
+        numbers.add(number)
+        if match.start() < LEAD_CHARS:
+            lead.add(number)
+    numbers |= _written_numbers(text)
+    names: Counter[str] = Counter()
+    for match in _CAPITALIZED.finditer(text):
+        if _sentence_start(text, match.start()):
+            continue
+        if match.group().lower() in _ENGLISH_MONTHS:
+            continue
+        key = skeleton(match.group())
+        if key and key not in _COMMON_SKELETONS:
+            names[key] += 1
+    return Anchors(
+        frozenset(numbers),
+        frozenset(dates),
+        tuple(k for k, _ in names.most_common()),
+        frozenset(n for n in lead if _number_weight(n) >= 1),
+        frozenset(lead_dates),
+    )
+
+
+def _month(word: str) -> int | None:
+    lowered = word.lower()
+    for month, stems in _MONTHS.items():
+        if any(lowered.startswith(stem) for stem in stems):
+            return month
+    return None
+
+
+def _sentence_start(text: str, start: int) -> bool:
+    i = start - 1
+    while i >= 0 and text[i] in " \t\"'«„“”(—–-•🔘":
+        i -= 1
+    return i < 0 or text[i] in ".!?:\n"
+
+
+def _key(anchor: str, day: date) -> int:
+    digest = hashlib.blake2b(f"story:{anchor}:{day.isoformat()}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def keyed_anchors(found: Anchors) -> list[str]:
+    weighted = found.weighted()
+    ranked = sorted(weighted, key=lambda k: (-weighted[k], k))
+    # Names are ranked by how often the text repeats them, not alphabetically.
+    names = [f"p{n}" for n in found.names]
+    ranked = [k for k in ranked if not k.startswith("p")] + names
+    return ranked[:MAX_KEYED_ANCHORS]
+
+
+def story_keys(found: Anchors, published: datetime | None) -> list[int]:
+    """The keys an article is stored under: its anchors on its publication day."""
+    if published is None:
+        return []
+    day = published.date()
+    return [_key(anchor, day) for anchor in keyed_anchors(found)]
+
+
+def lookup_keys(found: Anchors, published: datetime | None) -> list[int]:
+    """The keys to look up: the same anchors on each day of the window."""
+    if published is None:
+        return []
+    day = published.date()
+    days = [day + timedelta(days=d) for d in range(-DAY_WINDOW, DAY_WINDOW + 1)]
+    return [_key(anchor, d) for anchor in keyed_anchors(found) for d in days]
+
+
+@lru_cache(maxsize=64)
+def shingles(text: str) -> frozenset[str]:
+    folded = fingerprint_text(text)
+    return frozenset(folded[i : i + _SHINGLE] for i in range(len(folded) - _SHINGLE + 1))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    same: bool
+    score: float
+    why: str
+
+
+def rewrite_verdict(
+    a: str,
+    b: str,
+    published_a: datetime | None = None,
+    published_b: datetime | None = None,
+) -> Verdict:
+    """Is ``b`` the same story as ``a`` retold in the same language?
+
+    Most of the wording kept (letter 5-grams), or a summary contained in the
+    other text, is a rewrite on its own. A retelling in other words is one
+    only when published within the window, sharing some wording and the
+    anchors a language version would need.
+    """
+    left, right = shingles(a), shingles(b)
+    if not left or not right:
+        return Verdict(False, 0.0, "empty")
+    shared = len(left & right)
+    jaccard = shared / len(left | right)
+    containment = shared / min(len(left), len(right))
+    found_a, found_b = anchors(a), anchors(b)
+    if _counts_conflict(found_a, found_b):
+        return Verdict(False, jaccard, "different counts")
+    if jaccard >= REWRITE_JACCARD:
+        return Verdict(True, jaccard, "letter 5-grams")
+    if containment >= REWRITE_CONTAINMENT:
+        return Verdict(True, containment, "summary contained")
+    if jaccard >= REWRITE_RETOLD_JACCARD:
+        retold = language_verdict(found_a, found_b, published_a, published_b)
+        if retold.same:
+            return Verdict(True, jaccard, f"retold, {retold.why}")
+    return Verdict(False, jaccard, "too different")
+
+
+def language_verdict(
+    a: Anchors,
+    b: Anchors,
+    published_a: datetime | None,
+    published_b: datetime | None,
+) -> Verdict:
+    """Is ``b`` the same story as ``a`` in another language?"""
+    if published_a is None or published_b is None:
+        return Verdict(False, 0.0, "undated")
+    if abs((published_a.date() - published_b.date()).days) > DAY_WINDOW:
+        return Verdict(False, 0.0, "days apart")
+    if _counts_conflict(a, b):
+        return Verdict(False, 0.0, "different counts")
+    left, right = a.weighted(), b.weighted()
+    shared = left.keys() & right.keys()
+    if len(shared) < LANGUAGE_MIN_SHARED:
+        return Verdict(False, 0.0, "few anchors")
+    weight = sum(left[k] for k in shared)
+    smaller = min(sum(left.values()), sum(right.values()))
+    score = weight / smaller if smaller else 0.0
+    if {k[0] for k in shared} == {"p"}:
+        many = len(shared) >= LANGUAGE_MIN_NAMES_ONLY
+        return Verdict(many and score >= LANGUAGE_NAMES_ONLY_OVERLAP, score, "names only")
+    return Verdict(score >= LANGUAGE_OVERLAP, score, "anchors")
+
+
+def _counts_conflict(a: Anchors, b: Anchors) -> bool:
+    """Two reports whose leads' counts, or dates, share nothing report different events."""
+    for left, right in ((a.lead_counts, b.lead_counts), (a.lead_dates, b.lead_dates)):
+        if left and right and not (left & right):
+            return True
+    return False

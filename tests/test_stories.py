@@ -1,0 +1,350 @@
+"""One story across rewrites and languages, on SQLite and PostgreSQL.
+
+The texts are written for these tests: one report of a return of children in
+Ukrainian, a reworded copy of it, its English and Russian versions, a report
+of another return a week later and another story of the same day.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from scrapy.statscollectors import MemoryStatsCollector
+from scrapy.utils.test import get_crawler
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from bench import dedup_ingest
+from db.engine import make_sessionmaker
+from db.models import Article, LshBand, StoryCluster
+from db.repository.articles import language_versions
+from db.repository.runs import ensure_source
+from deportwatch.cli.app import app
+from deportwatch.config.settings import load_settings
+from deportwatch.web.app import create_app
+from pipeline.dedup import DedupPipeline
+from pipeline.items import DateCandidate
+from pipeline.normalize import NormalizePipeline
+from pipeline.similarity import band_keys, signature, similarity
+from pipeline.store import StorePipeline
+from pipeline.stories import anchors, language_verdict, rewrite_verdict, skeleton
+from pipeline.writer import ArchiveWriter
+from tests.conftest import REPO
+from tests.helpers import article_item
+
+UK_REPORT = (
+    "Україна повернула ще 23 дітей, яких Росія депортувала з Херсонщини та Запоріжжя. "
+    "Про це 10 вересня повідомив уповноважений з прав людини Дмитро Лубінець. "
+    "Серед повернутих — дванадцятирічна дівчинка з Олешок, яку окупанти вивезли до Анапи. "
+    "Загалом з початку вторгнення вдалося повернути 1 842 дитини, зазначив омбудсман. "
+    "Повернення відбулося за посередництва Катару."
+)
+UK_REWORDED = (
+    "Україні вдалося повернути ще 23 дитини, яких Росія вивезла з Херсонщини та Запоріжжя. "
+    "Про це 10 вересня заявив уповноважений Верховної Ради з прав людини Дмитро Лубінець. "
+    "Серед повернених — дванадцятирічна дівчинка з Олешок, яку окупанти відвезли до Анапи. "
+    "Всього від початку вторгнення повернуто 1 842 дитини, наголосив омбудсман. "
+    "Повернення стало можливим за посередництва Катару."
+)
+EN_VERSION = (
+    "Ukraine has brought back 23 more children deported by Russia from the Kherson and "
+    "Zaporizhzhia regions, Human Rights Commissioner Dmytro Lubinets said on September 10. "
+    "Among them is a twelve-year-old girl from Oleshky whom the occupiers had taken to Anapa. "
+    "In total, 1,842 children have been returned since the invasion began, the ombudsman said. "
+    "The return was mediated by Qatar."
+)
+RU_VERSION = (
+    "Украина вернула еще 23 ребенка, которых Россия депортировала с Херсонщины и Запорожья. "
+    "Об этом 10 сентября сообщил уполномоченный по правам человека Дмитрий Лубинец. "
+    "Среди возвращенных — двенадцатилетняя девочка из Алешек, которую оккупанты вывезли в "
+    "Анапу. Всего с начала вторжения удалось вернуть 1 842 ребенка, отметил омбудсмен. "
+    "Возвращение состоялось при посредничестве Катара."
+)
+EN_WEEK_LATER = (
+    "Ukraine has returned 11 more children from the occupied territories, Human Rights "
+    "Commissioner Dmytro Lubinets said on September 17. The children, aged 6 to 16, come from "
+    "the Donetsk and Luhansk regions. In total, 1,853 children have been returned since the "
+    "invasion began, he said. The return was mediated by Qatar, as the previous one was."
+)
+EN_SAME_DAY_OTHER = (
+    "A court in Kyiv sentenced in absentia a Russian official who organised the transfer of 46 "
+    "children from a Kherson orphanage to Crimea, prosecutors said on September 10. The "
+    "official, appointed by the occupation administration, signed the orders to move the "
+    "children. The investigation found that the children were later placed with families in "
+    "Russia, and their names were changed."
+)
+
+
+def day(text: str) -> list[DateCandidate]:
+    return [DateCandidate("page-meta", text)]
+
+
+def test_names_numbers_and_dates_read_alike_in_every_language() -> None:
+    assert skeleton("Лубінець") == skeleton("Лубинец") == skeleton("Lubinets")
+    assert skeleton("Харків") == skeleton("Харьков") == skeleton("Kharkiv")
+    uk, en, ru = anchors(UK_REPORT), anchors(EN_VERSION), anchors(RU_VERSION)
+    assert {23, 1842, 12} <= uk.numbers & en.numbers & ru.numbers  # 1 842 = 1,842; twelve
+    assert uk.dates == en.dates == ru.dates == frozenset({"09-10"})
+
+
+def test_the_decisions_on_their_own() -> None:
+    sep10 = datetime(2025, 9, 10, tzinfo=UTC)
+    sep17 = datetime(2025, 9, 17, tzinfo=UTC)
+    # MinHash on 3-word runs does not see the reworded copy; the letters do.
+    assert similarity(signature(UK_REPORT) or b"", signature(UK_REWORDED) or b"") < 0.5
+    assert rewrite_verdict(UK_REPORT, UK_REWORDED, sep10, sep10).same
+    assert language_verdict(anchors(UK_REPORT), anchors(EN_VERSION), sep10, sep10).same
+    # The next week's return, and another story of the same day, are not this one.
+    assert not language_verdict(anchors(UK_REPORT), anchors(EN_WEEK_LATER), sep10, sep10).same
+    assert not language_verdict(anchors(EN_VERSION), anchors(EN_WEEK_LATER), sep10, sep17).same
+    assert not rewrite_verdict(EN_VERSION, EN_WEEK_LATER, sep10, sep17).same
+    assert not rewrite_verdict(EN_VERSION, EN_SAME_DAY_OTHER, sep10, sep10).same
+    assert not language_verdict(anchors(UK_REPORT), anchors(EN_SAME_DAY_OTHER), sep10, sep10).same
+
+
+@pytest.fixture
+def pipeline(engine: Engine, writer: ArchiveWriter) -> tuple[DedupPipeline, StorePipeline]:
+    with make_sessionmaker(engine).begin() as session:
+        for name in ("ukrinform-ua", "ukrinform-en", "nv-ru", "copycat", "kyiv-independent"):
+            ensure_source(session, name, "feed")
+    return DedupPipeline(writer), StorePipeline(writer, MemoryStatsCollector(get_crawler()))
+
+
+def ingest(
+    pipeline: tuple[DedupPipeline, StorePipeline], source: str, url: str, text: str, when: str
+) -> None:
+    dedup, store = pipeline
+    item = NormalizePipeline().process_item(
+        article_item(source=source, url=url, final_url=url, text=text, date_candidates=day(when))
+    )
+    store.process_item(dedup.process_item(item))
+
+
+def by_url(session: Session) -> dict[str, Article]:
+    session.expire_all()
+    return {a.canonical_url: a for a in session.scalars(select(Article))}
+
+
+def group_of(session: Session, article: Article) -> int | None:
+    return session.scalar(
+        select(StoryCluster.language_group_id).where(StoryCluster.id == article.cluster_id)
+    )
+
+
+def test_rewrites_join_and_language_versions_link(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    ingest(
+        pipeline, "ukrinform-ua", "https://ukrinform.ua/23", UK_REPORT, "2025-09-10T10:00:00+03:00"
+    )
+    ingest(
+        pipeline, "copycat", "https://copycat.example/23", UK_REWORDED, "2025-09-10T13:00:00+03:00"
+    )
+    ingest(
+        pipeline,
+        "ukrinform-en",
+        "https://ukrinform.net/23",
+        EN_VERSION,
+        "2025-09-10T11:00:00+03:00",
+    )
+    ingest(pipeline, "nv-ru", "https://nv.ua/rus/23", RU_VERSION, "2025-09-11T09:00:00+03:00")
+    ingest(
+        pipeline,
+        "ukrinform-en",
+        "https://ukrinform.net/11",
+        EN_WEEK_LATER,
+        "2025-09-17T11:00:00+03:00",
+    )
+    ingest(
+        pipeline,
+        "kyiv-independent",
+        "https://kyivindependent.com/court",
+        EN_SAME_DAY_OTHER,
+        "2025-09-10T15:00:00+03:00",
+    )
+    got = by_url(session)
+    uk, copy = got["https://ukrinform.ua/23"], got["https://copycat.example/23"]
+    en, ru = got["https://ukrinform.net/23"], got["https://nv.ua/rus/23"]
+    later, other = got["https://ukrinform.net/11"], got["https://kyivindependent.com/court"]
+    # The reworded copy is the same story; the versions are stories of their own...
+    assert copy.cluster_id == uk.cluster_id
+    assert copy.duplicate_of == uk.id
+    assert len({uk.cluster_id, en.cluster_id, ru.cluster_id}) == 3
+    # ...linked as one group under the first one's story.
+    assert group_of(session, uk) == group_of(session, en) == group_of(session, ru) == uk.cluster_id
+    assert set(language_versions(session, en.cluster_id)) == {uk.cluster_id, ru.cluster_id}
+    # Another return a week later and another story of the same day stay apart.
+    for stranger in (later, other):
+        assert stranger.cluster_id not in {uk.cluster_id, en.cluster_id, ru.cluster_id}
+        assert group_of(session, stranger) is None
+        assert language_versions(session, stranger.cluster_id) == []
+
+
+runner = CliRunner()
+
+
+def test_a_story_shows_its_language_versions_everywhere(  # type: ignore[no-untyped-def]
+    pipeline, session: Session, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPORTWATCH_DATABASE_URL", database_url)
+    ingest(
+        pipeline, "ukrinform-ua", "https://ukrinform.ua/23", UK_REPORT, "2025-09-10T10:00:00+03:00"
+    )
+    ingest(
+        pipeline,
+        "ukrinform-en",
+        "https://ukrinform.net/23",
+        EN_VERSION,
+        "2025-09-10T11:00:00+03:00",
+    )
+    ingest(pipeline, "nv-ru", "https://nv.ua/rus/23", RU_VERSION, "2025-09-11T09:00:00+03:00")
+    ingest(
+        pipeline,
+        "ukrinform-en",
+        "https://ukrinform.net/11",
+        EN_WEEK_LATER,
+        "2025-09-17T11:00:00+03:00",
+    )
+    got = by_url(session)
+    uk, en, ru = (
+        got["https://ukrinform.ua/23"],
+        got["https://ukrinform.net/23"],
+        got["https://nv.ua/rus/23"],
+    )
+    later = got["https://ukrinform.net/11"]
+    story = uk.cluster_id
+
+    shown = runner.invoke(app, ["show", str(en.id), "--format", "json"], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.output)
+    assert record["story"]["story_id"] == story
+    assert [(v["id"], v["language"]) for v in record["story"]["language_versions"]] == [
+        (uk.id, "uk"),
+        (ru.id, "ru"),
+    ]
+    text = runner.invoke(app, ["show", str(en.id)], catch_exceptions=False).output
+    assert f"story #{story}, also reported in:" in text
+    assert f"#{ru.id} [ru] nv-ru" in text
+
+    found = runner.invoke(app, ["search", "--format", "json"], catch_exceptions=False)
+    assert found.exit_code == 0, found.output
+    rows = json.loads(found.output)
+    assert len(rows) == 2  # the story in three languages is one row; the later return another
+    [three] = [r for r in rows if r["story_id"] == story]
+    assert three["story_languages"] == ["en", "ru", "uk"]
+    assert {m["id"] for m in three["story_members"]} == {uk.id, en.id, ru.id}
+    [apart] = [r for r in rows if r["story_id"] != story]
+    assert apart["id"] == later.id
+    assert apart["story_languages"] == ["en"]
+
+    exported = tmp_path / "all.csv"
+    result = runner.invoke(
+        app, ["export", "--format", "csv", "-o", str(exported)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    with exported.open(encoding="utf-8") as fh:
+        story_of_row = {int(r["id"]): r["story_id"] for r in csv.DictReader(fh)}
+    assert story_of_row == {
+        uk.id: str(story),
+        en.id: str(story),
+        ru.id: str(story),
+        later.id: str(later.cluster_id),
+    }
+
+    settings = load_settings(
+        database_url=database_url, sources=REPO / "sources.toml", keywords=REPO / "keywords.toml"
+    )
+    with TestClient(create_app(settings)) as client:
+        page = client.get(f"/articles/{en.id}").text
+        assert "In other languages" in page
+        assert f'href="/articles/{uk.id}"' in page
+        assert f'href="/articles/{ru.id}"' in page
+        listing = client.get("/").text
+        assert listing.count(f'href="/articles/{later.id}"') == 1
+        assert '<span class="tag lang">ru</span>' in listing
+
+
+def _as_before_issue_23(session: Session, copy_id: int) -> None:
+    """The archive as the dedup stage left it before rewrites and language versions:
+    the reworded copy a story of its own, no groups, MinHash bands only."""
+    session.execute(update(StoryCluster).values(language_group_id=None, language_score=None))
+    alone = StoryCluster(first_seen_at=datetime(2025, 9, 10, tzinfo=UTC))
+    session.add(alone)
+    session.flush()
+    copy = session.get_one(Article, copy_id)
+    copy.cluster_id, copy.duplicate_of, copy.similarity = alone.id, None, None
+    alone.first_article_id = copy.id
+    for article in session.scalars(select(Article)):
+        keep = set(band_keys(article.minhash)) if article.minhash else set()
+        session.execute(
+            delete(LshBand).where(LshBand.article_id == article.id, LshBand.band_key.not_in(keep))
+        )
+    session.commit()
+
+
+def test_relink_brings_an_old_archive_up_to_date_once(  # type: ignore[no-untyped-def]
+    pipeline, session: Session, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPORTWATCH_DATABASE_URL", database_url)
+    ingest(
+        pipeline, "ukrinform-ua", "https://ukrinform.ua/23", UK_REPORT, "2025-09-10T10:00:00+03:00"
+    )
+    ingest(
+        pipeline, "copycat", "https://copycat.example/23", UK_REWORDED, "2025-09-10T13:00:00+03:00"
+    )
+    ingest(
+        pipeline,
+        "ukrinform-en",
+        "https://ukrinform.net/23",
+        EN_VERSION,
+        "2025-09-10T11:00:00+03:00",
+    )
+    ingest(
+        pipeline,
+        "ukrinform-en",
+        "https://ukrinform.net/11",
+        EN_WEEK_LATER,
+        "2025-09-17T11:00:00+03:00",
+    )
+    got = by_url(session)
+    uk, copy = got["https://ukrinform.ua/23"], got["https://copycat.example/23"]
+    en, later = got["https://ukrinform.net/23"], got["https://ukrinform.net/11"]
+    _as_before_issue_23(session, copy.id)
+    assert by_url(session)["https://copycat.example/23"].cluster_id != uk.cluster_id
+    assert group_of(session, en) is None
+
+    result = runner.invoke(app, ["relink"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Relinked 4 articles: 1 rewrites joined their story, 1 stories linked" in result.output
+    got = by_url(session)
+    assert got["https://copycat.example/23"].cluster_id == uk.cluster_id
+    assert group_of(session, got["https://ukrinform.net/23"]) == uk.cluster_id
+    assert group_of(session, got["https://ukrinform.net/11"]) is None
+    assert session.scalar(select(func.count(StoryCluster.id))) == 3  # the copy's own is gone
+    state = sorted(session.execute(select(Article.id, Article.cluster_id)).all())
+
+    again = runner.invoke(app, ["relink"], catch_exceptions=False)
+    assert "Relinked 4 articles: 0 rewrites joined their story, 0 stories linked" in again.output
+    session.expire_all()
+    assert sorted(session.execute(select(Article.id, Article.cluster_id)).all()) == state
+    resumed = runner.invoke(app, ["relink", "--after", str(en.id)], catch_exceptions=False)
+    assert f"Relinked {later.id - en.id} articles" in resumed.output
+
+    bad = runner.invoke(app, ["relink", "--after", "-1"])
+    assert bad.exit_code == 2
+    assert bad.output.strip().splitlines()[-1].startswith("error:")
+
+
+def test_ingest_benchmark_finds_rewrites_and_translations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dedup_ingest, "PROBES", 100)
+    url = f"sqlite:///{tmp_path / 'bench.db'}"
+    dedup_ingest.fill(url, 500)
+    ms, scores = dedup_ingest.probe(url, 500)
+    assert ms > 0
+    assert scores == {"copy": (1.0, 1.0), "version": (1.0, 1.0)}
