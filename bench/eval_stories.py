@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.eval_flagging import Counts
 from pipeline.similarity import band_keys, signature, similarity
 from pipeline.stories import (
     anchors,
@@ -44,32 +45,23 @@ class Text:
 
 
 @dataclass
-class Counts:
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    tn: int = 0
+class PairCounts(Counts):
+    """Counts over pairs, keeping a line for every wrong decision."""
+
     errors: list[str] = field(default_factory=list)
 
-    def add(self, label: bool, found: bool, note: str) -> None:
-        if label and found:
-            self.tp += 1
-        elif label:
-            self.fn += 1
+    def note(self, label: bool, found: bool, note: str) -> None:
+        self.add(label, found)
+        if label and not found:
             self.errors.append(f"missed: {note}")
-        elif found:
-            self.fp += 1
+        elif found and not label:
             self.errors.append(f"false link: {note}")
-        else:
-            self.tn += 1
 
     def line(self, name: str) -> str:
-        precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
-        recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
         return (
             f"{name:<28} pairs {self.tp + self.fn:>3} found {self.tp:>3}  "
             f"non-pairs {self.fp + self.tn:>3} linked {self.fp:>3}  "
-            f"precision {precision:.3f} recall {recall:.3f}"
+            f"precision {self.precision:.3f} recall {self.recall:.3f}"
         )
 
 
@@ -109,7 +101,7 @@ def decide(a: Text, b: Text, minhash_only: bool) -> tuple[bool, str]:
     return verdict.same, f"{verdict.why} {verdict.score:.2f}"
 
 
-def report(counts: dict[str, Counts]) -> None:
+def report(counts: dict[str, PairCounts]) -> None:
     for name, c in counts.items():
         print(c.line(name))
     # Precision counts the false links among the non-pairs a decision could make:
@@ -136,11 +128,11 @@ def main() -> None:
         for text in texts.values():
             text.published = one_day
     counts = {
-        "rewrite": Counts(),
-        "rewrite, 5-gram J >= 0.5": Counts(),
-        "language": Counts(),
-        "non-pair, same language": Counts(),
-        "non-pair, across languages": Counts(),
+        "rewrite": PairCounts(),
+        "rewrite, 5-gram J >= 0.5": PairCounts(),
+        "language": PairCounts(),
+        "non-pair, same language": PairCounts(),
+        "non-pair, across languages": PairCounts(),
     }
     top_nonpair = 0.0
     for row in pairs:
@@ -150,14 +142,14 @@ def main() -> None:
         j5 = jaccard5(a.text, b.text)
         note = f"{row['a']} | {row['b']} ({why}; J5 {j5:.2f}): {row['reason']}"
         if row["kind"] == "rewrite":
-            counts["rewrite"].add(label, found, note)
+            counts["rewrite"].note(label, found, note)
             if j5 >= 0.5:
-                counts["rewrite, 5-gram J >= 0.5"].add(label, found, note)
+                counts["rewrite, 5-gram J >= 0.5"].note(label, found, note)
         elif row["kind"] == "language":
-            counts["language"].add(label, found, note)
+            counts["language"].note(label, found, note)
         else:
             side = "same language" if a.lang == b.lang else "across languages"
-            counts[f"non-pair, {side}"].add(label, found, note)
+            counts[f"non-pair, {side}"].note(label, found, note)
             if a.lang == b.lang:
                 top_nonpair = max(top_nonpair, j5)
     report(counts)
