@@ -365,7 +365,8 @@ def test_show_labels_evidence_and_lists_a_post_once(
         text = runner.invoke(app, ["show", str(post.id)], catch_exceptions=False).stdout
         evidence = [line.strip() for line in text.splitlines() if line.lstrip().startswith("· ")]
         assert evidence
-        fields = [line.split("(", 1)[1].split(")", 1)[0] for line in evidence]
+        # "· category/rule (FIELDS, VERDICT): snippet"
+        fields = [line.split("(", 1)[1].split(")", 1)[0].rsplit(", ", 1)[0] for line in evidence]
         assert set(fields) <= {"title", "text", "title and text"}, evidence
         assert len(evidence) == len(set(evidence)), evidence
         by_field = [m["field"] for m in record["matches"]]
