@@ -122,11 +122,16 @@ def _text_of(node: Tag | None) -> str | None:
     return text or None
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes '¹' or '٣', which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_post(message: Tag, channel: str) -> TelegramPost | None:
     """One ``div.tgme_widget_message``; None when it is not a readable post."""
     data_post = str(message.get("data-post") or "")
     name, _, number = data_post.rpartition("/")
-    if not number.isdigit():
+    if not _is_number(number):
         return None
     body = message.select_one("div.tgme_widget_message_text")
     text, links = post_text(body) if body is not None else ("", [])
@@ -172,7 +177,7 @@ def parse_channel_page(html: str, channel: str) -> tuple[list[TelegramPost], int
     more = soup.select_one("a.tme_messages_more[data-before]")
     before = str(more["data-before"]) if more is not None else ""
     ordered = sorted(posts.values(), key=lambda p: p.post_id)
-    return ordered, int(before) if before.isdigit() else None
+    return ordered, int(before) if _is_number(before) else None
 
 
 class TelegramSpider(SourceSpider):

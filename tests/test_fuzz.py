@@ -136,6 +136,7 @@ def test_counter_numbers_and_pages(text: str) -> None:
 @given(hostile_text, st.text(max_size=20))
 @example("", ".")  # once raised ValueError in parse_views
 @example("", "1.2.3K")
+@example("", "¹")  # a digit to str.isdigit(), not to int(): raised in parse_channel_page
 def test_telegram_pages(text: str, views: str) -> None:
     page = (
         '<div class="tgme_widget_message" data-post="channel/12">'
