@@ -84,3 +84,24 @@ def test_scheduler_imports_only_the_layers_below_it() -> None:
     assert ours, "scheduler.py imports the service's parts"
     wrong = [m for m in ours if not any(m == a or m.startswith(a + ".") for a in allowed)]
     assert wrong == []
+
+
+def test_the_command_starts_without_the_crawler_or_story_linking() -> None:
+    """Every command but crawl, schedule, relink, evidence and verify starts
+    without Scrapy, Twisted, MinHash (numpy, scipy) or WARC writing: the CLI's
+    start-up is most of a `search` or `show`."""
+    heavy = ("scrapy", "twisted", "datasketch", "scipy", "numpy", "warcio", "apprise")
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, deportwatch.cli.app\n"
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules))",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert probe.stdout.split() == []

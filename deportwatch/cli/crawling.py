@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -17,7 +17,9 @@ from deportwatch.config.errors import UsageError
 from deportwatch.config.keywords import load_taxonomy
 from deportwatch.config.settings import Settings, load_settings
 from deportwatch.config.sources import Source, load_sources
-from deportwatch.crawl.runner import RunSummary, run_crawl, waiting_in_spool
+
+if TYPE_CHECKING:
+    from deportwatch.crawl.runner import RunSummary
 
 
 def init() -> None:
@@ -75,6 +77,10 @@ def crawl(
     Examples: deportwatch crawl --all · deportwatch crawl kyiv-independent nv-en ·
     deportwatch crawl --all --replay tests/fixtures/web
     """
+    # The crawler (Scrapy, Twisted, the pipeline) is imported when a crawl runs,
+    # not when the command starts: every other command starts without it.
+    from deportwatch.crawl.runner import run_crawl, waiting_in_spool
+
     with reported_errors():
         settings = load_settings()
         sources = _select_sources(settings, names or [], crawl_all)

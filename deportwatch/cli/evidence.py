@@ -13,8 +13,6 @@ from rich.table import Table
 from db.engine import make_sessionmaker
 from db.migrate import open_archive
 from deportwatch.archive.dates import parse_since
-from deportwatch.archive.evidence import export_wacz, select_articles
-from deportwatch.archive.verify import Verifier, make_store, select_for_verify
 from deportwatch.cli.common import err, out, reported_errors
 from deportwatch.config.errors import ConfigError, UsageError
 from deportwatch.config.settings import load_settings
@@ -47,6 +45,10 @@ def evidence(
 
     Example: deportwatch evidence --flagged --since 2023-06-01 -o flagged.wacz
     """
+    # WARC and WACZ writing is imported when a package is made: the other
+    # commands start without it.
+    from deportwatch.archive.evidence import export_wacz, select_articles
+
     with reported_errors():
         if output is None:
             raise UsageError("say where to write the package: -o FILE.wacz")
@@ -86,6 +88,9 @@ def verify(
 
     Example: deportwatch verify --flagged
     """
+    # Re-asking the sources needs the crawler's parts; imported when it runs.
+    from deportwatch.archive.verify import Verifier, make_store, select_for_verify
+
     with reported_errors():
         settings = load_settings()
         try:

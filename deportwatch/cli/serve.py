@@ -72,9 +72,9 @@ def serve(
         host = host or settings.web_host
         port = port or settings.web_port
         _check_can_listen(host, port)
-        import uvicorn  # noqa: PLC0415 (see the module docstring)
+        import uvicorn
 
-        from deportwatch.web.app import create_app  # noqa: PLC0415
+        from deportwatch.web.app import create_app
 
         web_app = create_app(settings)
         _note_unreadable_archive(settings.web_database_url or settings.database_url)

@@ -22,9 +22,7 @@ from deportwatch.cli.common import error_line, out, reported_errors
 from deportwatch.config.errors import DeportwatchError
 from deportwatch.config.settings import Settings, load_settings
 from deportwatch.config.sources import Source, load_sources
-from deportwatch.crawl.runner import waiting_in_spool
-from scheduler import run_service
-from service.events import setup_service_logging
+from pipeline.spool import Spool
 
 
 class ListFormat(StrEnum):
@@ -45,6 +43,11 @@ def schedule(
 
     Examples: deportwatch schedule · deportwatch schedule --once (from cron)
     """
+    # The service (APScheduler, alerts, the crawler's children) is imported when
+    # it runs: sources and status start without it.
+    from scheduler import run_service
+    from service.events import setup_service_logging
+
     with reported_errors():
         settings = load_settings()
         setup_service_logging()
@@ -133,7 +136,7 @@ def status(
         config = load_sources(settings.sources)
         health = _health_if_any(settings, config.sources)
     # Items a crawl could not store wait in the spool for the next crawl.
-    waiting = waiting_in_spool(settings)
+    waiting = Spool(settings.spool_dir, settings.database_url).pending()
     if output is ListFormat.json:
         records = [h.record() | {"spooled": waiting.get(h.name, 0)} for h in health]
         print(json.dumps(records, ensure_ascii=False, indent=2))

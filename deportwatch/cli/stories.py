@@ -9,7 +9,6 @@ from rich.progress import Progress
 
 from db.engine import make_sessionmaker
 from db.migrate import open_archive
-from deportwatch.archive.stories import count_articles, relink
 from deportwatch.cli.common import err, out, reported_errors
 from deportwatch.config.errors import UsageError
 from deportwatch.config.settings import load_settings
@@ -28,6 +27,10 @@ def relink_command(
 
     Example: deportwatch relink · deportwatch relink --after 120000
     """
+    # Story linking (MinHash, numpy, scipy) is imported when it runs: the other
+    # commands start without it.
+    from deportwatch.archive.stories import count_articles, relink
+
     with reported_errors():
         if after < 0:
             raise UsageError("--after must be an article id (0 or more)")
