@@ -57,6 +57,17 @@ def _selector_text(sel: Selector, css: str | None) -> str | None:
     return text or None
 
 
+def _headings(sel: Selector) -> list[str]:
+    """Each ``<h1>``'s text on its own.
+
+    Pages often show the headline twice (a banner above the columns and the
+    article block itself); joined, the two would make a title that matches
+    nothing, so the body's repeated headline would stay too.
+    """
+    texts = (" ".join(node.xpath("string()").get("").split()) for node in sel.css("h1"))
+    return [text for text in texts if text]
+
+
 def _selector_body(sel: Selector, selectors: Selectors) -> str | None:
     if not selectors.body:
         return None
@@ -132,11 +143,12 @@ def extract_article(
     if feed.published:
         candidates.append(DateCandidate("feed", feed.published))
 
+    headings = _headings(sel)
     raw_title = (
         _selector_text(sel, selectors.title)
         or meta.title
         or feed.title
-        or _selector_text(sel, "h1")
+        or next(iter(headings), None)
         or _selector_text(sel, "title")
     )
     title = None
@@ -163,7 +175,7 @@ def extract_article(
         )
     if not text:
         body_from, text = "none", ""
-    headlines = [h for h in (title, raw_title, _selector_text(sel, "h1")) if h]
+    headlines = [h for h in (title, raw_title, *headings) if h]
     text = drop_cross_links(drop_repeated_headline(text, headlines))
     return Extracted(
         title=title,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
 import sys
 import unicodedata
@@ -32,6 +33,7 @@ from scrapy import Request  # noqa: E402
 from scrapy.http import HtmlResponse  # noqa: E402
 
 from deportwatch.config.sources import Source, load_sources  # noqa: E402
+from eval.markup import expect  # noqa: E402
 from pipeline.items import ArticleItem  # noqa: E402
 from pipeline.normalize import NormalizePipeline  # noqa: E402
 from spiders.extract import FeedHints  # noqa: E402
@@ -80,6 +82,7 @@ class Stored:
     date: str
     language: str
     text: str
+    when: str = ""  # UTC, to the minute, as the expectations give it
     warnings: list[str] = field(default_factory=list)
 
 
@@ -133,11 +136,39 @@ def warnings_for(stored: Stored, html: str, url: str, *, post: bool = False) -> 
     return found
 
 
+def _drop_titles(node: object) -> object:
+    if isinstance(node, dict):
+        return {k: _drop_titles(v) for k, v in node.items() if k not in ("headline", "name")}
+    if isinstance(node, list):
+        return [_drop_titles(v) for v in node]
+    return node
+
+
+def without_meta_titles(html: bytes) -> bytes:
+    """The page as a site that declares no title in its metadata would serve it.
+
+    og:title, twitter:title and JSON-LD headline/name go (the JSON stays
+    valid, so dates and publishers are still read), and the ``<h1>`` and
+    ``<title>`` fallbacks run on real markup.
+    """
+    soup = BeautifulSoup(html, "lxml")
+    for meta in soup.select('meta[property="og:title"], meta[name="twitter:title"]'):
+        meta.decompose()
+    for script in soup.select('script[type="application/ld+json"]'):
+        try:
+            data = json.loads(script.string or "")
+        except ValueError:
+            continue
+        script.string = json.dumps(_drop_titles(data), ensure_ascii=False)
+    return str(soup).encode("utf-8")
+
+
 def _stored(item: ArticleItem) -> Stored:
     NormalizePipeline().process_item(item)  # fills the stored fields in place
     when = item.published_at
     date = f"{when:%Y-%m-%d %H:%M} UTC ({item.date_origin})" if when else "-"
-    return Stored(item.title, date, item.language or "-", item.text)
+    minute = f"{when.astimezone(UTC):%Y-%m-%d %H:%M}" if when else ""
+    return Stored(item.title, date, item.language or "-", item.text, minute)
 
 
 def _configured(url: str) -> Source | None:
@@ -229,19 +260,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--also", type=Path, action="append", default=[],
                         help="a snapshot directory whose pages are checked too")  # fmt: skip
+    parser.add_argument("--without-meta-titles", action="store_true",
+                        help="drop the titles a page declares in its metadata")  # fmt: skip
     args = parser.parse_args(argv)
 
     totals: Counter[str] = Counter()
     missing = []
     checked = 0
+    expectations = expect.load()
+    clean = []
     for page in listed_pages():
         local = PAGES / page.file
         if not local.is_file():
             missing.append(page)
             continue
-        results = check(local.read_bytes(), page.url, page.language)
+        html = local.read_bytes()
+        if args.without_meta_titles and "t.me" not in page.url:
+            html = without_meta_titles(html)
+        results = check(html, page.url, page.language)
         report(f"{page.file} ({page.language}) {page.note}", results, totals)
         checked += 1
+        if page.file in expectations:
+            stored = [(s.title, s.text, s.when, s.language, u) for u, s in results]
+            off = expect.mismatches(expectations[page.file], stored)
+            for line in off:
+                print(f"   EXPECTED: {line}")
+            totals.update(kind.split(":")[0] for kind in off)
+            if not off and not any(s.warnings for _, s in results):
+                clean.append(page.file)
+            print()
     for root in args.also:
         for file, url in snapshot_pages(root):
             report(f"{file.relative_to(root)}", check(file.read_bytes(), url, ""), totals)
@@ -257,7 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"checked {checked} page(s) on {datetime.now(UTC):%Y-%m-%d}; warnings:")
     for kind in KINDS:
         print(f"   {kind:22} {totals[kind]}")
-    print(f"   {'total':22} {sum(totals.values())}")
+    print(f"   {'total':22} {sum(totals[kind] for kind in KINDS)}")
+    listed = [
+        p.file for p in listed_pages() if p.file in expectations and (PAGES / p.file).is_file()
+    ]
+    print("differences from expected.tsv:")
+    for kind in ("items", "title", "starts", "ends", "date", "language", "chrome kept"):
+        print(f"   {kind:22} {totals[kind]}")
+    print(f"clean (as expected, no warning): {len(clean)} of {len(listed)} listed page(s)")
     return 0
 
 
