@@ -225,7 +225,7 @@ def test_frames_file_is_read_beside_the_keywords(tmp_path: Path) -> None:
     shipped = load_taxonomy(KEYWORDS)
     assert shipped.frames is not None
     assert [d.id for d in shipped.frames.dimensions] == [
-        "agent", "direction", "people", "recipient", "origin", "period",
+        "agent", "direction", "people", "object", "recipient", "origin", "period",
     ]  # fmt: skip
 
 
