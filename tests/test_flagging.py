@@ -160,7 +160,10 @@ def test_every_requirement_of_a_category_must_hold(matcher: Matcher) -> None:
 @pytest.mark.parametrize(
     ("text", "lang"),
     [
-        ("Pensioners in occupied Melitopol must take Russian passports to keep their pensions.", "en"),
+        (
+            "Pensioners in occupied Melitopol must take Russian passports to keep their pensions.",
+            "en",
+        ),
         ("Окупанти змушують чоловіків на Запоріжжі отримувати російські паспорти.", "uk"),
         ("Оккупанты вынуждают пенсионеров получать российские паспорта.", "ru"),
     ],
@@ -193,7 +196,8 @@ def test_what_is_taken_must_be_people(matcher: Matcher) -> None:
     result = matcher.flag("", text, "en")
     assert not result.flagged
     taken = [m for m in result.matches if m.rule == "taken-to-russia"]
-    assert taken and taken[0].frame is not None
+    assert taken
+    assert taken[0].frame is not None
     obj = {s.dimension: s for s in taken[0].frame.signals}["object"]
     assert (obj.answer, obj.words) == ("other", ("passports",))
     assert matcher.flag("", "Occupiers took children from Kherson to Crimea.", "en").flagged
