@@ -21,7 +21,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -127,6 +127,7 @@ class Match:
     snippet: str
     weight: float
     frame: Frame | None = None
+    sentence: int = 0  # the field's sentence the match stands in, from 0
 
     @property
     def counted(self) -> bool:
@@ -322,8 +323,12 @@ class Matcher:
     def flag(self, title: str, text: str, lang: str | None = None) -> FlagResult:
         # The body first: a title that says nothing of the frame is read against
         # the body's tally ("Ukrainian man deported from US" over an ICE story).
-        body, body_signals = self._match_field("text", text, lang, None) if text else ([], None)
+        body, body_signals, lengths = (
+            self._match_field("text", text, lang, None) if text else ([], None, [])
+        )
         heading = self._match_field("title", title, lang, body_signals)[0] if title else []
+        if not any(m.counted for m in heading):
+            body = self._unless_passing(body, lengths)
         matches = heading + body
         score = round(sum(m.weight for m in matches), 3)
         categories = tuple(sorted({m.category for m in matches if m.counted}))
@@ -335,14 +340,41 @@ class Matcher:
             version=self.taxonomy.version,
         )
 
+    def _unless_passing(self, body: list[Match], lengths: list[int]) -> list[Match]:
+        """The body's matches, vetoed when they only mention a removal in passing.
+        ``lengths``: the words of each of the body's sentences."""
+        passing = self.taxonomy.passing
+        counted = {m.sentence for m in body if m.counted}
+        if passing is None or len(counted) != 1:
+            return body
+        real = [i for i, n in enumerate(lengths) if n >= passing.words]
+        (only,) = counted
+        if len(real) < passing.sentences or only <= real[passing.lead - 1]:
+            return body
+        reason = (
+            f"a passing mention: sentence {only + 1} of {len(lengths)} is the only one"
+            f" that reports it, past the lead of a long text"
+        )
+        return [
+            replace(
+                m,
+                weight=0.0,
+                frame=Frame(VETOED, reason, m.frame.signals if m.frame else ()),
+            )
+            if m.counted
+            else m
+            for m in body
+        ]
+
     def _match_field(
         self,
         field: str,
         content: str,
         lang: str | None,
         body: Callable[[], _FieldSignals] | None,
-    ) -> tuple[list[Match], Callable[[], _FieldSignals]]:
-        """The field's matches, and its frame signals (made when first asked for)."""
+    ) -> tuple[list[Match], Callable[[], _FieldSignals], list[int]]:
+        """The field's matches, its frame signals (made when first asked for) and
+        the number of words in each of its sentences."""
         tokens = self._tokenize(content, lang)
         by_payload = self._occurrences(tokens)
         made: list[_FieldSignals] = []
@@ -352,7 +384,10 @@ class Matcher:
                 made.append(_FieldSignals(self._dimensions, by_payload, tokens, body))
             return made[0]
 
-        return list(self._field_matches(field, tokens, by_payload, signals)), signals
+        lengths = [0] * (tokens.sentences[-1] + 1 if tokens.sentences else 0)
+        for sentence in tokens.sentences:
+            lengths[sentence] += 1
+        return list(self._field_matches(field, tokens, by_payload, signals)), signals, lengths
 
     def _field_matches(
         self,
@@ -475,6 +510,7 @@ class Matcher:
             snippet(tokens.text, start, end),
             weight,
             frame,
+            tokens.sentences[anchor.first],
         )
 
 

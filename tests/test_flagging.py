@@ -157,6 +157,87 @@ def test_every_requirement_of_a_category_must_hold(matcher: Matcher) -> None:
     assert matcher.flag("", ukrainian, "en").flagged
 
 
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        (
+            "Pensioners in occupied Melitopol must take Russian passports to keep their pensions.",
+            "en",
+        ),
+        ("Окупанти змушують чоловіків на Запоріжжі отримувати російські паспорти.", "uk"),
+        ("Оккупанты вынуждают пенсионеров получать российские паспорта.", "ru"),
+    ],
+)
+def test_passports_pressed_on_grown_ups_are_not_our_story(
+    matcher: Matcher, text: str, lang: str
+) -> None:
+    result = matcher.flag("", text, lang)
+    assert not result.flagged, text
+    assert result.matches
+    assert all(m.frame is not None and m.frame.verdict == "vetoed" for m in result.matches)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Russia granted citizenship to Ukrainian orphans taken from Kherson.", "en"),
+        ("Депортованим дітям з Херсонщини окупанти видали російські паспорти.", "uk"),
+        ("Вывезенным из Мариуполя детям оформили российское гражданство.", "ru"),
+    ],
+)
+def test_passports_handed_to_children_are(matcher: Matcher, text: str, lang: str) -> None:
+    result = matcher.flag("", text, lang)
+    assert result.flagged, text
+    assert "adoption-citizenship" in result.categories
+
+
+def test_what_is_taken_must_be_people(matcher: Matcher) -> None:
+    text = "Residents of occupied Berdiansk took Russian passports to keep their jobs."
+    result = matcher.flag("", text, "en")
+    assert not result.flagged
+    taken = [m for m in result.matches if m.rule == "taken-to-russia"]
+    assert taken
+    assert taken[0].frame is not None
+    obj = {s.dimension: s for s in taken[0].frame.signals}["object"]
+    assert (obj.answer, obj.words) == ("other", ("passports",))
+    assert matcher.flag("", "Occupiers took children from Kherson to Crimea.", "en").flagged
+
+
+def test_returns_from_captivity_are_exchanges(matcher: Matcher) -> None:
+    text = "Україна повернула з полону 150 захисників і сімох цивільних, яких утримувала Росія."
+    assert not matcher.flag("", text, "uk").flagged
+
+
+LONG_STORY = (
+    "Polling stations opened across the occupied south on Friday for the referendum. "
+    "Officials went from door to door with ballot boxes and armed escorts. "
+    "Residents said they were told to vote or face questions from the police. "
+    "Turnout figures were announced before the count had even begun. "
+    "Western governments called the vote a sham and refused to recognise it. "
+    "{clause} "
+    "Observers expect the results to be used to justify annexation next week."
+)
+
+
+def test_a_passing_mention_deep_in_a_long_story_does_not_flag(matcher: Matcher) -> None:
+    clause = "Many residents have fled, and many others have been forcibly deported to Russia."
+    result = matcher.flag("", LONG_STORY.format(clause=clause), "en")
+    assert not result.flagged
+    assert result.matches
+    assert all(
+        m.frame is not None and m.frame.reason.startswith("a passing mention")
+        for m in result.matches
+    )
+    # the same clause as the title, or said again, is a report
+    assert matcher.flag(
+        "Thousands deported to Russia", LONG_STORY.format(clause=clause), "en"
+    ).flagged
+    again = clause + " The deported children were taken to camps in Crimea."
+    assert matcher.flag("", LONG_STORY.format(clause=again), "en").flagged
+    # and a short text is judged by its one sentence
+    assert matcher.flag("", clause, "en").flagged
+
+
 FRAMES_BASE: dict[str, object] = {
     "dimension": [
         {"id": "agent", "categories": ["c"], "ours": ["russia"], "other": ["ice"], "why": "w"}
@@ -225,7 +306,7 @@ def test_frames_file_is_read_beside_the_keywords(tmp_path: Path) -> None:
     shipped = load_taxonomy(KEYWORDS)
     assert shipped.frames is not None
     assert [d.id for d in shipped.frames.dimensions] == [
-        "agent", "direction", "people", "recipient", "origin", "period",
+        "agent", "direction", "people", "object", "recipient", "origin", "period",
     ]  # fmt: skip
 
 

@@ -114,6 +114,21 @@ class Requirement(BaseModel):
     why: str
 
 
+class Passing(BaseModel):
+    """A long text whose every counted match stands in one sentence past its lead
+    mentions a removal in passing (a clause in news about something else); its
+    matches are vetoed, and kept as evidence with that reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    words: int = Field(
+        ge=1, description="Words a sentence needs to count (menus, captions, fragments do not)."
+    )
+    sentences: int = Field(ge=2, description="Texts of at least this many sentences are read so.")
+    lead: int = Field(ge=1, description="Sentences at the text's start that are its lead.")
+    why: str
+
+
 class Frames(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -158,6 +173,7 @@ class Taxonomy(BaseModel):
     terms: dict[str, tuple[str, ...]] = {}
     rules: tuple[Rule, ...] = Field(min_length=1, alias="rule")
     exclusions: tuple[Exclusion, ...] = Field(default=(), alias="exclude")
+    passing: Passing | None = None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Taxonomy:
