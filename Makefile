@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 # pytest workers: one per core (pytest-xdist); JOBS=0 runs the suite in one process.
-# Each test file runs on one worker (--dist loadfile), so a module-scoped fixture
-# (the fault matrix's crawl, the crash test's reference crawl) is built once.
+# --dist worksteal: a worker that runs out of tests takes half of another's, so
+# the long end-to-end files do not leave one core idle at the end. A module-scoped
+# fixture (the fault matrix's crawl) is built at most once per worker.
 JOBS ?= auto
 
 .PHONY: install run test lint typecheck unit eval bench reliability clean
@@ -37,7 +38,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -n $(JOBS) --dist loadfile $(ARGS)
+	$(BIN)/pytest -n $(JOBS) --dist worksteal $(ARGS)
 
 ## Flagging quality on the labeled texts (EVALUATION.md)
 eval: $(STAMP)

@@ -38,6 +38,14 @@ REPO = Path(__file__).parent.parent
 PG_ENV = "DEPORTWATCH_TEST_DATABASE_URL"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files that run the real command in subprocesses (marked e2e) go first,
+    each file's tests kept together and in order: the parallel workers start on
+    the long tests and end on short ones, so neither waits long for the other."""
+    slow_files = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 def _postgres_url() -> str:
     url = os.environ.get(PG_ENV)
     if not url:

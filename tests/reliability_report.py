@@ -143,18 +143,23 @@ def verdict(found: dict[str, str], prefix: str, databases: tuple[str, ...]) -> s
     parts = []
     for db in databases:
         matching = [v for k, v in found.items() if k.startswith(prefix) and f"[{db}" in k]
-        parts.append(f"{db}: {matching[0] if matching else 'not run'}")
+        # A test run once per case (each kill point, say) passes only if every case did.
+        result = "failed" if "failed" in matching else (matching[0] if matching else "not run")
+        parts.append(f"{db}: {result}")
     return ", ".join(parts)
 
 
 def crash_figures() -> list[str]:
     lines = []
     for db in DATABASES:
-        path = ARTIFACTS / f"crash-{db}.json"
-        if not path.exists():
+        paths = sorted(
+            ARTIFACTS.glob(f"crash-{db}-seed-*.json"),
+            key=lambda path: int(path.stem.rsplit("-", 1)[1]),
+        )
+        if not paths:
             lines.append(f"| {db} | not run | | | | |")
             continue
-        for row in json.loads(path.read_text()):
+        for row in (json.loads(path.read_text()) for path in paths):
             lines.append(
                 f"| {db} | {row['seed']} | {row['killed after pages served']} | "
                 f"{row['articles stored before the kill']} | {row['articles compared']} "

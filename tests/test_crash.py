@@ -9,7 +9,7 @@ single uninterrupted crawl made: same rows, texts, dates, flags and evidence,
 the same stories, and no row that belongs to nothing. Every evidence capture
 the archive links to, before and after the second crawl, is a complete WARC
 record whose digest matches. The figures go to
-``build/test-artifacts/crash-<database>.json`` for RELIABILITY.md.
+``build/test-artifacts/crash-<database>-seed-<seed>.json`` for RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,50 +74,69 @@ def kill_after(
     return site.article_requests - served
 
 
-def test_a_crawl_killed_anywhere_and_run_again_leaves_the_archive_whole(
-    database_url: str, synthetic: SyntheticSite, tmp_path: Path
-) -> None:
-    kind = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-    sources = sources_file(tmp_path, synthetic.base, PAGES)
-    reference = run_cli(["crawl", "synthetic"], database_url, sources, tmp_path, **SETTINGS)
-    assert reference.returncode == 0, reference.stdout + reference.stderr
-    expected, lonely, _ = read(database_url)
+@dataclass(frozen=True)
+class Reference:
+    """One uninterrupted crawl of the synthetic site: what every killed-and-resumed
+    archive must end up equal to."""
+
+    kind: str
+    sources: Path
+    state: dict[str, Any]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def reference(
+    request: pytest.FixtureRequest,
+    synthetic: SyntheticSite,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Reference:
+    kind = request.param
+    tmp = tmp_path_factory.mktemp(f"crash-reference-{kind}")
+    sources = sources_file(tmp, synthetic.base, PAGES)
+    with fresh_database(kind, tmp) as url:
+        done = run_cli(["crawl", "synthetic"], url, sources, tmp, **SETTINGS)
+        assert done.returncode == 0, done.stdout + done.stderr
+        expected, lonely, _ = read(url)
     assert len(expected["articles"]) == PAGES
     assert not any(lonely.values())
+    return Reference(kind, sources, expected)
 
-    figures: list[dict[str, Any]] = []
-    for seed in SEEDS:
-        workdir = tmp_path / f"seed-{seed}"
-        workdir.mkdir()
-        kill_at = random.Random(seed).randint(3, PAGES)  # noqa: S311 -- reproducible kill points
-        with fresh_database(kind, workdir) as url:
-            served = kill_after(synthetic, kill_at, url, sources, workdir)
-            survived, _, _ = read(url)
-            # What the kill left: complete WARC records readable, no link to a cut one.
-            links_after_kill, problems = capture_problems(url, workdir / "warc")
-            assert not problems, (seed, problems)
-            again = run_cli(["crawl", "synthetic"], url, sources, workdir, **SETTINGS)
-            assert again.returncode == 0, again.stdout + again.stderr
-            state, lonely, runs = read(url)
-            links, problems = capture_problems(url, workdir / "warc")
-            assert not problems, (seed, problems)
-            assert links == PAGES  # every article linked to its capture in the end
-        assert not any(lonely.values()), (seed, lonely)
-        assert state == expected, f"seed {seed}: the archive differs after a kill at page {served}"
-        killed, resumed = runs
-        assert killed.outcome == "crashed"  # closed by the next crawl: its process is gone
-        assert resumed.outcome == "ok"
-        figures.append(
-            {
-                "seed": seed,
-                "killed after pages served": served,
-                "articles stored before the kill": len(survived["articles"]),
-                "capture links before the kill, all to complete records": links_after_kill,
-                "articles compared": len(state["articles"]),
-                "stories compared": len(state["stories"]),
-                "flag matches compared": sum(len(m) for m in state["matches"].values()),
-                "identical": True,
-            }
-        )
+
+# One test per kill point, so that the kill points share the test workers.
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_crawl_killed_anywhere_and_run_again_leaves_the_archive_whole(
+    reference: Reference, synthetic: SyntheticSite, seed: int, tmp_path: Path
+) -> None:
+    kill_at = random.Random(seed).randint(3, PAGES)  # noqa: S311 -- reproducible kill points
+    sources = reference.sources
+    with fresh_database(reference.kind, tmp_path) as url:
+        served = kill_after(synthetic, kill_at, url, sources, tmp_path)
+        survived, _, _ = read(url)
+        # What the kill left: complete WARC records readable, no link to a cut one.
+        links_after_kill, problems = capture_problems(url, tmp_path / "warc")
+        assert not problems, problems
+        again = run_cli(["crawl", "synthetic"], url, sources, tmp_path, **SETTINGS)
+        assert again.returncode == 0, again.stdout + again.stderr
+        state, lonely, runs = read(url)
+        links, problems = capture_problems(url, tmp_path / "warc")
+        assert not problems, problems
+        assert links == PAGES  # every article linked to its capture in the end
+    assert not any(lonely.values()), lonely
+    assert state == reference.state, f"the archive differs after a kill at page {served}"
+    killed, resumed = runs
+    assert killed.outcome == "crashed"  # closed by the next crawl: its process is gone
+    assert resumed.outcome == "ok"
+    figures = {
+        "seed": seed,
+        "killed after pages served": served,
+        "articles stored before the kill": len(survived["articles"]),
+        "capture links before the kill, all to complete records": links_after_kill,
+        "articles compared": len(state["articles"]),
+        "stories compared": len(state["stories"]),
+        "flag matches compared": sum(len(m) for m in state["matches"].values()),
+        "identical": True,
+    }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / f"crash-{kind}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (ARTIFACTS / f"crash-{reference.kind}-seed-{seed}.json").write_text(
+        json.dumps(figures, indent=2) + "\n"
+    )

@@ -77,16 +77,17 @@ def crawl(
     Examples: deportwatch crawl --all · deportwatch crawl kyiv-independent nv-en ·
     deportwatch crawl --all --replay tests/fixtures/web
     """
-    # The crawler (Scrapy, Twisted, the pipeline) is imported when a crawl runs,
-    # not when the command starts: every other command starts without it.
-    from deportwatch.crawl.runner import run_crawl, waiting_in_spool
-
     with reported_errors():
         settings = load_settings()
         sources = _select_sources(settings, names or [], crawl_all)
         load_taxonomy(settings.keywords)  # a broken taxonomy stops the crawl before it starts
         if replay is not None and not replay.is_dir():
             raise UsageError(f"--replay {replay}: no such directory")
+        # The crawler (Scrapy, Twisted, the pipeline) is imported once the crawl is
+        # sure to run: other commands, and a crawl refused for a broken file, start
+        # without it.
+        from deportwatch.crawl.runner import run_crawl, waiting_in_spool
+
         summaries = run_crawl(
             settings, sources, err, replay_dir=replay, verbose=verbose, run_id=run_id
         )
