@@ -20,6 +20,7 @@ from scrapy.http import HtmlResponse, Request, XmlResponse
 from pipeline.items import ArticleItem, DateCandidate
 from spiders.middlewares.replay import snapshot_path
 from tests.conftest import REPO, WEB
+from tests.forked import run_forked
 
 FETCHED = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 DEPORTWATCH = str(Path(sys.executable).parent / "deportwatch")
@@ -76,16 +77,20 @@ def run_cli(
     tmp_path: Path,
     **settings: str,
 ) -> subprocess.CompletedProcess[str]:
-    """The real command in a subprocess; ``settings`` override DEPORTWATCH_* values."""
-    return subprocess.run(
-        [DEPORTWATCH, *args],
-        env=cli_env(database_url, sources, tmp_path, **settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        check=False,
-    )
+    """The real command in a process of its own (forked: see tests/forked.py);
+    ``settings`` override DEPORTWATCH_* values."""
+    env = cli_env(database_url, sources, tmp_path, **settings)
+    if os.environ.get("DEPORTWATCH_TEST_EXEC"):
+        return subprocess.run(
+            [DEPORTWATCH, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            check=False,
+        )
+    return run_forked(args, env, tmp_path, timeout=120)
 
 
 def feed(base: str, entries: list[tuple[str, str, str]]) -> str:

@@ -1,0 +1,158 @@
+"""The ``deportwatch`` command run in a forked child of the test process.
+
+A new interpreter spends a second or more importing Scrapy, SQLAlchemy, Rich
+and the rest before the command starts; the suite runs the command a few
+hundred times. A fork of the test worker already holds those libraries, so the
+child starts at once. Everything else is as in a new process: the project's own
+modules are imported afresh (their module-level state, consoles and caches are
+new), the environment, working directory, argv, standard streams, logging,
+warning filters and signal handlers are those a fresh ``deportwatch`` process
+has, and the parent reads the exit code, stdout and stderr as from
+``subprocess.run``. Commands that are signalled or killed while running
+(``serve``, ``schedule``, the crash test's crawls) still start the real
+executable, as does every command when DEPORTWATCH_TEST_EXEC=1 is set.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import traceback
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+# The project's top-level packages and modules: imported afresh in each child.
+OWN = ("deportwatch", "db", "pipeline", "spiders", "service", "scheduler")
+# The warning filters of a fresh interpreter (pytest's "error" filter must not
+# turn a library's warning into a failed command).
+DEFAULT_FILTERS = (
+    ("default", DeprecationWarning, "__main__"),
+    ("ignore", DeprecationWarning, None),
+    ("ignore", PendingDeprecationWarning, None),
+    ("ignore", ImportWarning, None),
+    ("ignore", ResourceWarning, None),
+)
+
+
+def run_forked(
+    args: list[str], env: Mapping[str, str], cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``deportwatch ARGS`` with ``env`` in ``cwd``: its exit code and output."""
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(out_read)
+        os.close(err_read)
+        _child(args, env, cwd, out_write, err_write)
+    os.close(out_write)
+    os.close(err_write)
+    chunks: dict[int, list[bytes]] = {out_read: [], err_read: []}
+
+    def drain(fd: int) -> None:
+        while block := os.read(fd, 65536):
+            chunks[fd].append(block)
+        os.close(fd)
+
+    readers = [threading.Thread(target=drain, args=(fd,), daemon=True) for fd in chunks]
+    for reader in readers:
+        reader.start()
+    finished = threading.Event()
+    status: list[int] = []
+
+    def wait() -> None:
+        status.append(os.waitpid(pid, 0)[1])
+        finished.set()
+
+    threading.Thread(target=wait, daemon=True).start()
+    if not finished.wait(timeout):
+        os.kill(pid, signal.SIGKILL)
+        finished.wait()
+        raise subprocess.TimeoutExpired(["deportwatch", *args], timeout)
+    for reader in readers:
+        reader.join()
+    return subprocess.CompletedProcess(
+        ["deportwatch", *args],
+        os.waitstatus_to_exitcode(status[0]),
+        b"".join(chunks[out_read]).decode("utf-8", "replace"),
+        b"".join(chunks[err_read]).decode("utf-8", "replace"),
+    )
+
+
+def _child(args: list[str], env: Mapping[str, str], cwd: Path, out: int, err: int) -> None:
+    code = 1
+    try:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        for fd in (devnull, out, err):
+            os.close(fd)
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
+        sys.stderr = io.TextIOWrapper(
+            io.FileIO(2, "w", closefd=False), encoding="utf-8", line_buffering=True
+        )
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.argv = ["deportwatch", *args]
+        _fresh_process_state()
+        from deportwatch.cli.app import main  # noqa: PLC0415 -- imported afresh, after the purge
+
+        main()
+        code = 0
+    except SystemExit as exit_:
+        if exit_.code is None:
+            code = 0
+        elif isinstance(exit_.code, int):
+            code = exit_.code
+        else:
+            print(exit_.code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        # What a normal exit does (without the parent's atexit hooks, which
+        # belong to the test process): wait for the command's own threads,
+        # flush the logs and the streams.
+        try:
+            for thread in threading.enumerate():
+                if thread is not threading.current_thread() and not thread.daemon:
+                    thread.join(30)
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _fresh_process_state() -> None:
+    for name in list(sys.modules):
+        if name.split(".")[0] in OWN:
+            del sys.modules[name]
+    root = logging.getLogger()
+    for logger in [root, *logging.Logger.manager.loggerDict.values()]:
+        if isinstance(logger, logging.Logger):
+            logger.handlers.clear()
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
+            logger.disabled = False
+    root.setLevel(logging.WARNING)
+    logging.disable(logging.NOTSET)
+    warnings.resetwarnings()
+    for action, category, module in reversed(DEFAULT_FILTERS):
+        if module is None:
+            warnings.simplefilter(action, category)
+        else:
+            warnings.filterwarnings(action, category=category, module=module)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_DFL)
