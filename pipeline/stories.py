@@ -15,7 +15,9 @@ proper names reduced to a transliterated consonant skeleton (Лубінець,
 Лубинец and Lubinets all read ``lbnc``). Anchors paired with the publication
 day become lookup keys, stored beside the MinHash band keys: one indexed query
 finds the few articles of the same days that share anchors, however large the
-archive grows.
+archive grows. An anchor that many articles of a day carry (the day's own
+date, the ombudsman's name) is left out of that count: it would make every
+report of a busy day a candidate, and their number grow with the archive.
 
 The decisions are deliberately cautious (a wrong link is worse than a missing
 one): a rewrite must share most of its letter 5-grams with the other text, or
