@@ -3,8 +3,8 @@
 Each labelled pair is decided as the dedup stage decides it: the MinHash
 signature first (a copy), then, in one language, the rewrite test, and across
 languages the language-version test. A pair counts as found only when the
-lookup keys would also bring the two together (a shared MinHash band or a
-shared anchor key), as they must at ingest.
+lookup keys would also bring the two together (a shared MinHash band, or
+shared anchor keys of the weight a candidate needs), as they must at ingest.
 
 --same-day puts every pair on one day, undated texts included: how far the
 texts alone (without the publication window) keep same-topic stories apart.
@@ -24,6 +24,7 @@ from pathlib import Path
 from bench.eval_flagging import Counts
 from pipeline.similarity import band_keys, signature, similarity
 from pipeline.stories import (
+    CANDIDATE_WEIGHT,
     anchors,
     language_verdict,
     lookup_keys,
@@ -91,7 +92,9 @@ def decide(a: Text, b: Text, minhash_only: bool) -> tuple[bool, str]:
     if minhash_only:
         return False, "minhash below threshold"
     anchors_a, anchors_b = anchors(a.text), anchors(b.text)
-    keyed = bool(set(lookup_keys(anchors_a, a.published)) & set(story_keys(anchors_b, b.published)))
+    stored = set(story_keys(anchors_b, b.published))
+    shared = sum(w for key, w in lookup_keys(anchors_a, a.published).items() if key in stored)
+    keyed = shared >= CANDIDATE_WEIGHT
     if not (bands or keyed):
         return False, "never a candidate"
     if a.lang == b.lang:

@@ -40,6 +40,8 @@ from pipeline.items import ArticleItem, Item
 from pipeline.similarity import band_keys, signature, similarity
 from pipeline.store import ArchiveStage, spooled, writer_of
 from pipeline.stories import (
+    CANDIDATE_WEIGHT,
+    COMMON_ANCHOR_ARTICLES,
     Anchors,
     Verdict,
     anchors,
@@ -151,7 +153,13 @@ def match_story(
         return match
     if own_id is not None and before is None:
         return match  # an archived article seen again keeps its story
-    ids = story_candidates(session, lookup_keys(found, published_at), own_id)
+    ids = story_candidates(
+        session,
+        lookup_keys(found, published_at),
+        own_id,
+        least=CANDIDATE_WEIGHT,
+        common=COMMON_ANCHOR_ARTICLES,
+    )
     ids = [i for i in dict.fromkeys(near[:5] + ids) if before is None or i < before]
     best_rewrite: tuple[float, int] | None = None
     best_version: tuple[float, int] | None = None

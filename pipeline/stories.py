@@ -15,7 +15,9 @@ proper names reduced to a transliterated consonant skeleton (Лубінець,
 Лубинец and Lubinets all read ``lbnc``). Anchors paired with the publication
 day become lookup keys, stored beside the MinHash band keys: one indexed query
 finds the few articles of the same days that share anchors, however large the
-archive grows.
+archive grows. An anchor that many articles of a day carry (the day's own
+date, the ombudsman's name) is left out of that count: it would make every
+report of a busy day a candidate, and their number grow with the archive.
 
 The decisions are deliberately cautious (a wrong link is worse than a missing
 one): a rewrite must share most of its letter 5-grams with the other text, or
@@ -41,6 +43,14 @@ from pipeline.text import fingerprint_text
 DAY_WINDOW = 2
 # Anchors stored per article as lookup keys (most specific first).
 MAX_KEYED_ANCHORS = 12
+# A candidate shares keys of this weight at least: three names or dates, a
+# count of hundreds and a name, a count of hundreds and one of tens. A date and
+# a name (every report of the day that quotes the ombudsman) are not enough.
+CANDIDATE_WEIGHT = 3.0
+# An anchor that this many articles of one day carry (the day's own date, the
+# ombudsman's name on a busy day) tells nothing about which story an article
+# is: its key is not counted, and no more of its rows are read.
+COMMON_ANCHOR_ARTICLES = 50
 
 # Thresholds, set on eval/stories (EVALUATION.md, "Stories across rewrites and
 # languages"): rewrites reach letter 5-gram Jaccard 0.4 and more; the closest
@@ -313,13 +323,20 @@ def story_keys(found: Anchors, published: datetime | None) -> list[int]:
     return [_key(anchor, day) for anchor in keyed_anchors(found)]
 
 
-def lookup_keys(found: Anchors, published: datetime | None) -> list[int]:
-    """The keys to look up: the same anchors on each day of the window."""
+def lookup_keys(found: Anchors, published: datetime | None) -> dict[int, float]:
+    """The keys to look up (the same anchors on each day of the window), each
+    with its anchor's weight: a shared count of hundreds says more than a name.
+    A date weighs as a name does here: most reports of a day name that day."""
     if published is None:
-        return []
+        return {}
     day = published.date()
     days = [day + timedelta(days=d) for d in range(-DAY_WINDOW, DAY_WINDOW + 1)]
-    return [_key(anchor, d) for anchor in keyed_anchors(found) for d in days]
+    weighted = found.weighted()
+    return {
+        _key(a, d): 1.0 if a.startswith("d") else weighted[a]
+        for a in keyed_anchors(found)
+        for d in days
+    }
 
 
 @lru_cache(maxsize=64)
@@ -348,15 +365,17 @@ def rewrite_verdict(
     only when published within the window, sharing some wording and the
     anchors a language version would need.
     """
+    # The counts first: they settle most candidates of the same days, and cost
+    # less than the letter 5-grams.
+    found_a, found_b = anchors(a), anchors(b)
+    if _counts_conflict(found_a, found_b):
+        return Verdict(False, 0.0, "different counts")
     left, right = shingles(a), shingles(b)
     if not left or not right:
         return Verdict(False, 0.0, "empty")
     shared = len(left & right)
     jaccard = shared / len(left | right)
     containment = shared / min(len(left), len(right))
-    found_a, found_b = anchors(a), anchors(b)
-    if _counts_conflict(found_a, found_b):
-        return Verdict(False, jaccard, "different counts")
     if jaccard >= REWRITE_JACCARD:
         return Verdict(True, jaccard, "letter 5-grams")
     if containment >= REWRITE_CONTAINMENT:

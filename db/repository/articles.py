@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import CompoundSelect, Table, bindparam, func, insert, select, union_all, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -423,31 +425,55 @@ def set_signature(
 
 
 def story_candidates(
-    session: Session, keys: list[int], exclude: int | None, limit: int = 10, least: int = 3
+    session: Session,
+    keys: dict[int, float],
+    exclude: int | None,
+    *,
+    least: float,
+    common: int,
+    limit: int = 10,
 ) -> list[int]:
-    """Articles sharing at least ``least`` anchor keys (anchors on the same days), most first.
+    """Articles whose shared anchor keys (anchors on the same days) weigh at
+    least ``least``, heaviest first; ``keys`` maps each key to its anchor's weight.
 
-    Three, as a language version needs three anchors in common: a few names
-    are in many reports of a day (an ombudsman's), and two of them alone
-    would make every such report a candidate.
-
-    The keys hold the publication day, so each key's rows are one day's
-    articles naming that anchor: the lookup costs the same at any archive size.
+    A key that ``common`` or more articles carry (the day's own date, a name in
+    every report of the day such as the ombudsman's) tells nothing about which
+    story an article is: it is read no further and not counted. So each key
+    costs at most ``common`` index rows, and the candidates are the articles
+    sharing telling anchors, however many articles a day holds; without the
+    cap, the rows and the candidates grew with the archive's articles per day.
     """
     if not keys:
         return []
-    shared = func.count(LshBand.band_key).label("shared")
-    query = (
-        select(LshBand.article_id)
-        .where(LshBand.band_key.in_(keys))
-        .group_by(LshBand.article_id)
-        .having(shared >= least)
-        .order_by(shared.desc(), LshBand.article_id)
-        .limit(limit)
-    )
-    if exclude is not None:
-        query = query.where(LshBand.article_id != exclude)
-    return list(session.scalars(query))
+    params: dict[str, int] = {f"k{i}": key for i, key in enumerate(keys)}
+    params["exclude"] = -1 if exclude is None else exclude
+    rows = session.execute(_capped_rows(len(keys), common), params).all()
+    per_key = Counter(key for key, _ in rows)
+    weight: defaultdict[int, float] = defaultdict(float)
+    for key, article_id in rows:
+        if per_key[key] < common:
+            weight[article_id] += keys[key]
+    ranked = sorted((-w, article_id) for article_id, w in weight.items() if w >= least)
+    return [article_id for _, article_id in ranked[:limit]]
+
+
+@lru_cache(maxsize=128)
+def _capped_rows(count: int, cap: int) -> CompoundSelect[int, int]:
+    """At most ``cap`` rows of each of ``count`` keys, in one statement: built
+    once per count, with bound keys, so it is compiled once and then reused."""
+    parts = [
+        select(
+            select(LshBand.band_key, LshBand.article_id)
+            .where(
+                LshBand.band_key == bindparam(f"k{i}"),
+                LshBand.article_id != bindparam("exclude"),
+            )
+            .limit(cap)
+            .subquery()
+        )
+        for i in range(count)
+    ]
+    return union_all(*parts)
 
 
 @dataclass(frozen=True)
