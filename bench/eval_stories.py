@@ -138,7 +138,10 @@ def main() -> None:
         "non-pair, across languages": PairCounts(),
     }
     top_nonpair = 0.0
-    for row in pairs:
+    # A pair counts only when both texts are on this machine (texts.jsonl is
+    # rebuilt locally and may lack pages the search tool no longer returns).
+    scorable = [row for row in pairs if row["a"] in texts and row["b"] in texts]
+    for row in scorable:
         a, b = texts[row["a"]], texts[row["b"]]
         label = row["label"] == "1"
         found, why = decide(a, b, args.minhash_only)
@@ -156,6 +159,7 @@ def main() -> None:
             if a.lang == b.lang:
                 top_nonpair = max(top_nonpair, j5)
     report(counts)
+    print(f"pairs scored: {len(scorable)} of {len(pairs)} (the others lack a text)")
     print(f"highest 5-gram Jaccard of a same-language non-pair: {top_nonpair:.2f}")
     if args.errors:
         for c in counts.values():
