@@ -78,6 +78,10 @@ _SHINGLE = 5
 # Not a number: digits inside a word (a model name, a hashtag, a code).
 _NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:[ \u00a0\u202f,]\d{3})+|\d+)(?!\w)")
 _NUMBER_SEP = re.compile(r"[ \u00a0\u202f,]")
+# A clock time (18:01, 04:00) is when a page was published or updated, not a
+# count: read as counts, its hours and minutes contradicted the lead of a copy
+# of the same story that shows no time.
+_CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])")
 
 # Counts and ages are written out as often as in digits (п'ятеро, пятеро, five;
 # семирічний, семилетний, seven-year-old): the same number whatever the language.
@@ -258,10 +262,11 @@ def _anchors(text: str) -> Anchors:
                 if match.start() < LEAD_CHARS:
                     lead_dates.add(f"{month:02d}-{day:02d}")
                 break
+    clock = {i for m in _CLOCK.finditer(text) for i in range(m.start(), m.end())}
     numbers: set[int] = set()
     lead: set[int] = set()
     for match in _NUMBER.finditer(text):
-        if match.start() in date_days:
+        if match.start() in date_days or match.start() in clock:
             continue
         number = int(_NUMBER_SEP.sub("", match.group(1)))
         numbers.add(number)

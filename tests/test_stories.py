@@ -101,6 +101,17 @@ def test_names_numbers_and_dates_read_alike_in_every_language() -> None:
     assert uk.dates == en.dates == ru.dates == frozenset({"09-10"})
 
 
+def test_a_clock_time_is_not_a_count() -> None:
+    # A page that prints when it was published ("18:01") reports the same two
+    # children as a copy that prints no time: its hours must not contradict
+    # the copy's counts.
+    stamped = "Sunday, 5 February 2023, 18:01\nTwo more children, aged 13 and 15, came home."
+    plain = "On 5 February two children, aged 13 and 15, came back to Ukraine."
+    assert 18 not in anchors(stamped).numbers and 1 not in anchors(stamped).numbers
+    assert {13, 15} <= anchors(stamped).lead_counts
+    assert rewrite_verdict(stamped, plain).why != "different counts"
+
+
 def test_the_decisions_on_their_own() -> None:
     sep10 = datetime(2025, 9, 10, tzinfo=UTC)
     sep17 = datetime(2025, 9, 17, tzinfo=UTC)
