@@ -75,7 +75,8 @@ def main() -> int:
         )
     written = HERE / "written.jsonl"
     if written.exists():
-        out += [json.loads(line) for line in written.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = written.read_text(encoding="utf-8").splitlines()
+        out += [json.loads(line) for line in lines if line.strip()]
     with open(HERE / "texts.jsonl", "w", encoding="utf-8") as fh:
         for item in out:
             fh.write(json.dumps(item, ensure_ascii=False) + "\n")
