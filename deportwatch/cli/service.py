@@ -25,6 +25,7 @@ from deportwatch.config.sources import Source, load_sources
 from deportwatch.crawl.runner import waiting_in_spool
 from scheduler import run_service
 from service.events import setup_service_logging
+from service.queue import make_app, node_name, ping_worker, run_worker
 
 
 class ListFormat(StrEnum):
@@ -51,6 +52,43 @@ def schedule(
         results = run_service(settings, once=once)
     if any(r.outcome in FAILED_OUTCOMES for r in results):
         raise typer.Exit(1)
+
+
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", min=1, max=64, help="Crawls at once (default: max_concurrent_crawls)."
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Health check: exit 0 if this machine's worker answers."),
+    ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Node name (default: deportwatch@HOSTNAME)."),
+    ] = None,
+) -> None:
+    """Run crawls from the queue (DEPORTWATCH_BROKER_URL), each in a child process.
+
+    A crawl is acknowledged when it has ended: a worker killed mid-crawl has its
+    crawl delivered to another. SIGTERM lets running crawls end, then stops.
+
+    Examples: deportwatch worker --concurrency 4 · deportwatch worker --check
+    """
+    with reported_errors():
+        settings = load_settings()
+        if check:
+            app = make_app(settings)
+            answered = ping_worker(app, name)
+            state = "answers" if answered else "does not answer"
+            print(f"worker {node_name(name)} {state}")
+            if not answered:
+                raise typer.Exit(1)
+            return
+        setup_service_logging()
+        run_worker(settings, concurrency or settings.max_concurrent_crawls, name)
 
 
 def list_sources(
