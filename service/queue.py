@@ -84,7 +84,7 @@ def make_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,  # a worker takes a crawl only when it has room for it
         task_default_queue=QUEUE,
         task_ignore_result=True,  # the archive's run rows are the results
-        broker_transport_options={"visibility_timeout": visibility_timeout(settings, sources)},
+        broker_transport_options=_transport_options(visibility_timeout(settings, sources)),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
@@ -93,6 +93,17 @@ def make_app(settings: Settings) -> Celery:
     )
     app.task(name=TASK, bind=True, max_retries=None)(crawl_task)
     return app
+
+
+def _transport_options(visibility: float) -> dict[str, Any]:
+    # Redis: a taken task not acknowledged within ``visibility`` seconds is put
+    # back; workers look for such tasks every tenth of it (10 s at most). Other
+    # transports ignore these.
+    return {
+        "visibility_timeout": visibility,
+        "unacked_restore_interval": max(1.0, min(10.0, visibility / 10)),
+        "unacked_restore_throttle": 1,
+    }
 
 
 def node_name(name: str | None = None) -> str:
@@ -241,6 +252,7 @@ def run_worker(settings: Settings, concurrency: int, name: str | None = None) ->
     log_event("worker.start", node=node_name(name), concurrency=concurrency)
     app.worker_main(
         [
+            "--quiet",  # no banner: the output is JSON lines, as the service's
             "worker",
             f"--concurrency={concurrency}",
             f"--hostname={node_name(name)}",
