@@ -48,7 +48,7 @@ from service.alerts import alert_targets, queue_health_alerts, queue_story_alert
 from service.child import KILL_AFTER, ChildCrawl, CrawlResult
 from service.events import log_event
 from service.locks import ArchiveLock
-from service.queue import enqueue, make_app, source_timeout, visibility_timeout
+from service.queue import enqueue, make_app, queue_depth, source_timeout, visibility_timeout
 
 VERIFY_JOB = "_verify"  # not a source name: source names never start with "_"
 ENQUEUE_JOB = "_enqueue"
@@ -160,6 +160,7 @@ class Service:
         self.queue = make_app(settings) if settings.broker_url else None
         self.leader = ArchiveLock(self.engine, LEADER_LOCK)
         self._enqueued: dict[str, tuple[float, int | None]] = {}  # when, and the run seen then
+        self._standby: bool | None = None
 
     # -- crawls -----------------------------------------------------------------
 
@@ -207,20 +208,23 @@ class Service:
     def lead(self) -> bool:
         """Whether this process leads: takes the leader's lock when it is free."""
         was = self.leader.held
-        if self.leader.acquire():
-            if not was:
+        leads = self.leader.acquire()
+        if leads != was or self._standby is None:
+            if leads:
                 log_event("schedule.leading")
-            return True
-        log_event("schedule.standby", reason="another schedule process leads")
-        return False
+            else:
+                log_event("schedule.standby", reason="another schedule process leads")
+        self._standby = not leads
+        return leads
 
     def enqueue_due(self) -> list[str]:
-        """Enqueue each due source that is not waiting in the queue already.
+        """Enqueue each due source that is not on the queue already.
 
         A source enqueued is not enqueued again until a run of it starts, unless
-        no run has started within the visibility timeout: its task was lost (a
-        broker restarted without its data) and is sent again. A task sent twice
-        is crawled once: the worker skips a source crawled since it was enqueued.
+        the queue has emptied and no run of it started within the visibility
+        timeout: its task was lost (a broker restarted without its data) and is
+        sent again. A task sent twice is crawled once: the worker skips a source
+        crawled since the task was enqueued.
         """
         if self.queue is None or self.stopping.is_set() or not self.lead():
             return []
@@ -228,22 +232,26 @@ class Service:
         newest = newest_runs(self.engine)
         now, clock = utcnow(), time.monotonic()
         horizon = visibility_timeout(self.settings, config.sources)
+        depth: int | None = None
         sent = []
-        for source in config.enabled:
-            run_id, started = newest.get(source.name, (None, None))
-            when = next_due(source, self.settings, started)
-            if when is not None and when > now:
-                continue
-            seen = self._enqueued.get(source.name)
-            if seen is not None and seen[1] == run_id and clock - seen[0] < horizon:
-                continue
-            try:
+        try:
+            for source in config.enabled:
+                run_id, started = newest.get(source.name, (None, None))
+                when = next_due(source, self.settings, started)
+                if when is not None and when > now:
+                    continue
+                seen = self._enqueued.get(source.name)
+                if seen is not None and seen[1] == run_id:
+                    if clock - seen[0] < horizon:
+                        continue
+                    depth = queue_depth(self.queue) if depth is None else depth
+                    if depth:  # it may still wait in the queue
+                        continue
                 enqueue(self.queue, source.name, run_id)
-            except OperationalError as exc:  # the broker is away: the next tick tries again
-                log_event("enqueue.error", logging.WARNING, source=source.name, error=str(exc))
-                break
-            self._enqueued[source.name] = (clock, run_id)
-            sent.append(source.name)
+                self._enqueued[source.name] = (clock, run_id)
+                sent.append(source.name)
+        except OperationalError as exc:  # the broker is away: the next tick tries again
+            log_event("enqueue.error", logging.WARNING, error=str(exc))
         if sent:
             log_event("crawl.enqueued", sources=sent)
         self.process_alerts()  # the leader alone sends alerts, so none goes twice
