@@ -199,6 +199,21 @@ def queue_depth(app: Celery) -> int:
         return int(declared.message_count)
 
 
+@dataclass(frozen=True)
+class QueueState:
+    waiting: int | None  # None: the broker did not answer
+
+
+def waiting_crawls(settings: Settings) -> QueueState | None:
+    """The queue's depth for ``status`` and the web view; None without a broker."""
+    if not settings.broker_url:
+        return None
+    try:
+        return QueueState(queue_depth(make_app(settings)))
+    except (OperationalError, OSError, ConfigError):
+        return QueueState(None)
+
+
 def ping_worker(app: Celery, name: str | None = None, timeout: float = 5.0) -> bool:
     """Whether the worker ``name`` (this machine's by default) answers."""
     try:

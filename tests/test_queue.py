@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -260,6 +261,9 @@ def test_a_crawl_killed_with_its_worker_is_finished_by_another(
     wait_for(lambda: bool(site.times(slow_page)), 30, "the crawl to reach its slow page")
 
     [started] = first.events("crawl.start")
+    shown = run_cli(["status"], database_url, sources, tmp_path, broker_url=redis.url)
+    assert f"slow: crawling on {socket.gethostname()}, pid {started['pid']}, since" in shown.stdout
+    assert "queue: 0 crawls wait for a worker" in shown.stdout
     first.kill9()  # the worker and its pool; the kernel ends its crawl (PR_SET_PDEATHSIG)
     wait_for(lambda: not alive(int(str(started["pid"]))), 10, "the killed worker's crawl to end")
     site.delays.pop(slow_page)

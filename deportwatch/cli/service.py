@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from db.engine import describe_url, explain_database_error, make_sessionmaker
 from db.migrate import NoArchiveError, open_archive_readonly
-from db.repository.runs import last_runs
+from db.repository.runs import last_runs, running_crawls
 from deportwatch.archive.health import FAILED_OUTCOMES, SourceHealth, archive_health
 from deportwatch.cli.common import error_line, out, reported_errors
 from deportwatch.config.errors import DeportwatchError
@@ -25,7 +25,7 @@ from deportwatch.config.sources import Source, load_sources
 from deportwatch.crawl.runner import waiting_in_spool
 from scheduler import run_service
 from service.events import setup_service_logging
-from service.queue import make_app, node_name, ping_worker, run_worker
+from service.queue import make_app, node_name, ping_worker, run_worker, waiting_crawls
 
 
 class ListFormat(StrEnum):
@@ -170,10 +170,15 @@ def status(
         settings = load_settings()
         config = load_sources(settings.sources)
         health = _health_if_any(settings, config.sources)
+        running = _running_if_any(settings)
     # Items a crawl could not store wait in the spool for the next crawl.
     waiting = waiting_in_spool(settings)
+    queue = waiting_crawls(settings)
     if output is ListFormat.json:
-        records = [h.record() | {"spooled": waiting.get(h.name, 0)} for h in health]
+        records = [
+            h.record() | {"spooled": waiting.get(h.name, 0), "running": running.get(h.name)}
+            for h in health
+        ]
         print(json.dumps(records, ensure_ascii=False, indent=2))
     else:
         table = Table(title="Source health")
@@ -197,6 +202,18 @@ def status(
                 highlight=False,
                 markup=False,
             )
+        for name, where in running.items():
+            out.print(
+                f"{name}: crawling on {where['host']}, pid {where['pid']}, "
+                f"since {str(where['started_at'])[:19].replace('T', ' ')} UTC",
+                highlight=False,
+                markup=False,
+            )
+        if queue is not None:
+            depth = (
+                "unknown (the broker does not answer)" if queue.waiting is None else queue.waiting
+            )
+            out.print(f"queue: {depth} crawls wait for a worker", highlight=False, markup=False)
     if any(h.state == "unhealthy" for h in health):
         raise typer.Exit(1)
 
@@ -226,6 +243,17 @@ def _health_if_any(settings: Settings, sources: tuple[Source, ...]) -> list[Sour
                 for s in sources
             ]
         return archive_health(session, sources)
+
+
+def _running_if_any(settings: Settings) -> dict[str, dict[str, object]]:
+    """Where each running crawl runs (host, pid, since), by source name."""
+    with _existing_archive(settings) as session:
+        if session is None:
+            return {}
+        return {
+            name: {"host": run.host, "pid": run.pid, "started_at": run.started_at.isoformat()}
+            for name, run in running_crawls(session)
+        }
 
 
 def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]] | None:
