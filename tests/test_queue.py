@@ -246,6 +246,26 @@ def test_two_workers_share_a_sweep_and_crawl_each_source_once(
     assert by_worker[0], "the second worker took every crawl"
     assert by_worker[1], "the first worker took every crawl"
     assert len(archive(database_url)) == 2 * len(names)  # every page stored once
+    # The container's health check: one line, and its exit code.
+    check = run_cli(
+        ["worker", "--check", "--name", "w1@test"],
+        database_url,
+        sources,
+        tmp_path,
+        broker_url=redis.url,
+        **QUEUE_SETTINGS,
+    )
+    assert (check.returncode, check.stdout) == (0, "worker w1@test answers\n")
+    workers[0].stop()
+    check = run_cli(
+        ["worker", "--check", "--name", "w1@test"],
+        database_url,
+        sources,
+        tmp_path,
+        broker_url=redis.url,
+        **QUEUE_SETTINGS,
+    )
+    assert (check.returncode, check.stdout) == (1, "worker w1@test does not answer\n")
 
 
 def test_a_crawl_killed_with_its_worker_is_finished_by_another(
