@@ -22,9 +22,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from celery import Celery, Task
 from kombu.exceptions import ChannelError, OperationalError
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +39,9 @@ from deportwatch.crawl.runner import RunSummary
 from service.child import KILL_AFTER, ChildCrawl
 from service.events import log_event
 from service.locks import ArchiveLock
+
+if TYPE_CHECKING:
+    from celery import Celery, Task
 
 QUEUE = "deportwatch.crawls"
 TASK = "deportwatch.crawl"
@@ -76,6 +78,10 @@ def make_app(settings: Settings) -> Celery:
         raise ConfigError(
             "setting DEPORTWATCH_BROKER_URL: no broker set (e.g. redis://HOST:6379/0)"
         )
+    # Imported here: every deportwatch command, each crawl process among them,
+    # imports this module, and Celery alone takes half a second to import.
+    from celery import Celery  # noqa: PLC0415
+
     sources = load_sources(settings.sources).sources
     app = Celery("deportwatch", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
@@ -86,6 +92,9 @@ def make_app(settings: Settings) -> Celery:
         task_ignore_result=True,  # the archive's run rows are the results
         broker_transport_options=_transport_options(visibility_timeout(settings, sources)),
         broker_connection_retry_on_startup=True,
+        # A crawl running when the broker goes away goes on (its ack is lost with
+        # the connection; the scheduler sees the run and sends it no second time).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_serializer="json",
