@@ -199,7 +199,7 @@ def enqueue(app: Celery, name: str, expect_last_run: int | None, force: bool = F
 def queue_depth(app: Celery) -> int:
     """Crawls waiting in the queue (not those a worker has taken)."""
     with app.connection_for_read() as connection:
-        connection.ensure_connection(max_retries=1, timeout=5)
+        connection.ensure_connection(max_retries=1, interval_start=0, timeout=5)
         try:
             channel: Any = connection.default_channel  # kombu's virtual or AMQP channel
             declared = channel.queue_declare(queue=QUEUE, passive=True)
