@@ -240,6 +240,12 @@ def test_two_workers_share_a_sweep_and_crawl_each_source_once(
     crawled = runs(database_url)
     assert sorted(name for name, _ in crawled) == names  # each source once
     assert all(run.outcome == "ok" and run.finished_at is not None for _, run in crawled)
+    # A crawl's row is closed by its crawl process, a moment before its worker logs it.
+    wait_for(
+        lambda: sum(len(w.events("crawl.end")) for w in workers) == len(names),
+        30,
+        "each crawl's crawl.end",
+    )
     by_worker = [{str(e["source"]) for e in w.events("crawl.end")} for w in workers]
     assert by_worker[0] | by_worker[1] == set(names)
     assert not by_worker[0] & by_worker[1]
