@@ -169,8 +169,7 @@ def status(
     with reported_errors():
         settings = load_settings()
         config = load_sources(settings.sources)
-        health = _health_if_any(settings, config.sources)
-        running = _running_if_any(settings)
+        health, running = _health_if_any(settings, config.sources)
     # Items a crawl could not store wait in the spool for the next crawl.
     waiting = waiting_in_spool(settings)
     queue = waiting_crawls(settings)
@@ -234,26 +233,23 @@ def _existing_archive(settings: Settings) -> Iterator[Session | None]:
         yield stack.enter_context(make_sessionmaker(engine)())
 
 
-def _health_if_any(settings: Settings, sources: tuple[Source, ...]) -> list[SourceHealth]:
-    """Health from the archive; before the first crawl every source is pending."""
+def _health_if_any(
+    settings: Settings, sources: tuple[Source, ...]
+) -> tuple[list[SourceHealth], dict[str, dict[str, object]]]:
+    """Health from the archive, and where each running crawl runs (host, pid,
+    since) by source name; before the first crawl every source is pending."""
     with _existing_archive(settings) as session:
         if session is None:
-            return [
+            pending = [
                 SourceHealth(s.name, s.enabled, "pending" if s.enabled else "disabled")
                 for s in sources
             ]
-        return archive_health(session, sources)
-
-
-def _running_if_any(settings: Settings) -> dict[str, dict[str, object]]:
-    """Where each running crawl runs (host, pid, since), by source name."""
-    with _existing_archive(settings) as session:
-        if session is None:
-            return {}
-        return {
+            return pending, {}
+        running: dict[str, dict[str, object]] = {
             name: {"host": run.host, "pid": run.pid, "started_at": run.started_at.isoformat()}
             for name, run in running_crawls(session)
         }
+        return archive_health(session, sources), running
 
 
 def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]] | None:
