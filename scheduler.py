@@ -32,6 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from kombu.exceptions import OperationalError
 from sqlalchemy import Engine
 
 from db.engine import make_sessionmaker, make_writer_engine
@@ -46,8 +47,12 @@ from deportwatch.config.sources import Schedule, Source, SourcesFile, interval_d
 from service.alerts import alert_targets, queue_health_alerts, queue_story_alerts, send_alerts
 from service.child import KILL_AFTER, ChildCrawl, CrawlResult
 from service.events import log_event
+from service.locks import ArchiveLock
+from service.queue import enqueue, make_app, queue_depth, source_timeout, visibility_timeout
 
 VERIFY_JOB = "_verify"  # not a source name: source names never start with "_"
+ENQUEUE_JOB = "_enqueue"
+LEADER_LOCK = "scheduler"
 CRON_JITTER_CAP = 30.0  # seconds; a cron line may fire every minute
 
 
@@ -89,8 +94,13 @@ def next_due(source: Source, settings: Settings, last_started: datetime | None) 
 
 def last_started(engine: Engine) -> dict[str, datetime]:
     """When each source's newest run started, by source name."""
+    return {name: started for name, (_, started) in newest_runs(engine).items()}
+
+
+def newest_runs(engine: Engine) -> dict[str, tuple[int, datetime]]:
+    """Each source's newest run: its id and when it started, by source name."""
     with make_sessionmaker(engine)() as session:
-        return {name: run.started_at for name, run in last_runs(session).items()}
+        return {name: (run.id, run.started_at) for name, run in last_runs(session).items()}
 
 
 class ConfigSnapshot:
@@ -146,6 +156,11 @@ class Service:
         self._alert_lock = threading.Lock()
         self.active: dict[str, ChildCrawl] = {}
         self._schedules: dict[str, Schedule | None] = {}  # each job's schedule when added
+        # With a broker, this process only enqueues, and only while it leads.
+        self.queue = make_app(settings) if settings.broker_url else None
+        self.leader = ArchiveLock(self.engine, LEADER_LOCK)
+        self._enqueued: dict[str, tuple[float, int | None]] = {}  # when, and the run seen then
+        self._standby: bool | None = None
 
     # -- crawls -----------------------------------------------------------------
 
@@ -157,11 +172,7 @@ class Service:
         source = self.snapshot.config.get(name)
         if self.stopping.is_set() or source is None:
             return None
-        timeout = (
-            interval_delta(source.timeout).total_seconds()
-            if source.timeout
-            else self.settings.crawl_timeout
-        )
+        timeout = source_timeout(source, self.settings)
         child = ChildCrawl(self.sessions, source, timeout, self._child_env())
         child.open_run()
         with self._lock:
@@ -191,6 +202,60 @@ class Service:
                         send_alerts(session, self.targets, max_age)
             except Exception as exc:  # alerts never stop the crawls
                 log_event("alert.error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+
+    # -- enqueueing (with a broker) ---------------------------------------------
+
+    def lead(self) -> bool:
+        """Whether this process leads: takes the leader's lock when it is free."""
+        was = self.leader.held
+        leads = self.leader.acquire()
+        if leads != was or self._standby is None:
+            if leads:
+                log_event("schedule.leading")
+            else:
+                log_event("schedule.standby", reason="another schedule process leads")
+        self._standby = not leads
+        return leads
+
+    def enqueue_due(self) -> list[str]:
+        """Enqueue each due source that is not on the queue already.
+
+        A source enqueued is not enqueued again until a run of it starts, unless
+        the queue has emptied and no run of it started within the visibility
+        timeout: its task was lost (a broker restarted without its data) and is
+        sent again. A task sent twice is crawled once: the worker skips a source
+        crawled since the task was enqueued.
+        """
+        if self.queue is None or self.stopping.is_set() or not self.lead():
+            return []
+        config = self.snapshot.config
+        newest = newest_runs(self.engine)
+        now, clock = utcnow(), time.monotonic()
+        horizon = visibility_timeout(self.settings, config.sources)
+        depth: int | None = None
+        sent = []
+        try:
+            for source in config.enabled:
+                run_id, started = newest.get(source.name, (None, None))
+                when = next_due(source, self.settings, started)
+                if when is not None and when > now:
+                    continue
+                seen = self._enqueued.get(source.name)
+                if seen is not None and seen[1] == run_id:
+                    if clock - seen[0] < horizon:
+                        continue
+                    depth = queue_depth(self.queue) if depth is None else depth
+                    if depth:  # it may still wait in the queue
+                        continue
+                enqueue(self.queue, source.name, run_id)
+                self._enqueued[source.name] = (clock, run_id)
+                sent.append(source.name)
+        except OperationalError as exc:  # the broker is away: the next tick tries again
+            log_event("enqueue.error", logging.WARNING, error=str(exc))
+        if sent:
+            log_event("crawl.enqueued", sources=sent)
+        self.process_alerts()  # the leader alone sends alerts, so none goes twice
+        return sent
 
     # -- jobs -------------------------------------------------------------------
 
@@ -234,7 +299,7 @@ class Service:
     def verify_flagged(self) -> None:
         """``deportwatch verify --flagged`` in a child process: are flagged articles
         still online? Slow on purpose (``DEPORTWATCH_VERIFY_INTERVAL``)."""
-        if self.stopping.is_set():
+        if self.stopping.is_set() or (self.queue is not None and not self.lead()):
             return
         command = [sys.executable, "-m", "deportwatch", "verify", "--flagged"]
         try:
@@ -284,7 +349,8 @@ class Service:
                 action="keeping the configuration that is running",
             )
             return
-        self.sync_jobs()
+        if self.queue is None:
+            self.sync_jobs()
         log_event("config.reloaded", sources=len(self.snapshot.config.enabled))
 
     # -- the service's life -----------------------------------------------------
@@ -307,8 +373,18 @@ class Service:
             sources=len(self.snapshot.config.enabled),
             max_concurrent_crawls=self.settings.max_concurrent_crawls,
             alert_targets=[t.label for t in self.targets],
+            enqueues_only=self.queue is not None,
         )
-        self.sync_jobs()
+        if self.queue is not None:
+            self.scheduler.add_job(
+                self.enqueue_due,
+                trigger=IntervalTrigger(seconds=self.settings.queue_tick, timezone=UTC),
+                id=ENQUEUE_JOB,
+                name=ENQUEUE_JOB,
+                next_run_time=utcnow(),
+            )
+        else:
+            self.sync_jobs()
         self.schedule_verify()
         self.scheduler.start()
         while not self.stopping.is_set():
@@ -323,8 +399,12 @@ class Service:
         log_event("service.stop")
 
     def run_once(self) -> list[CrawlResult]:
-        """Every due source once, at most ``max_concurrent_crawls`` at a time."""
+        """Every due source once, at most ``max_concurrent_crawls`` at a time
+        (with a broker: every due source enqueued, if this process leads)."""
         self.install_signals()
+        if self.queue is not None:
+            self.enqueue_due()
+            return []
         started = last_started(self.engine)
         now = utcnow()
         due = [
@@ -367,6 +447,7 @@ class Service:
     def close(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.leader.release()
         self.snapshot.close()
         self.engine.dispose()
 

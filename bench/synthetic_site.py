@@ -160,6 +160,25 @@ class SyntheticSite:
             f"<lastBuildDate>{format_datetime(built)}</lastBuildDate>{entries}</channel></rss>"
         ).encode()
 
+    def source_feed(self, per: int, number: int) -> bytes | None:
+        """The feed of source ``number`` (from 0) when the site is split into
+        sources of ``per`` articles each: its slice of the articles."""
+        first = number * per
+        if per < 1 or number < 0 or first >= self.count:
+            return None
+        entries = "".join(
+            f"<item><title>{escape(self.items[i]['title'])}</title>"
+            f"<link>{self.base}{self.path(i)}</link>"
+            f'<guid isPermaLink="false">synthetic-{i + 1}</guid>'
+            f"<pubDate>{format_datetime(self.items[i]['published_at'])}</pubDate></item>"
+            for i in range(first, min(first + per, self.count))
+        )
+        return (
+            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Synthetic source {number}</title><link>/</link>"
+            f"<description>benchmark</description>{entries}</channel></rss>"
+        ).encode()
+
     def sitemap_index(self) -> bytes:
         children = "".join(
             f"<sitemap><loc>{self.base}/sitemap-{k + 1}.xml</loc></sitemap>"
@@ -199,6 +218,13 @@ class SyntheticSite:
             number = path.removeprefix("/sitemap-").removesuffix(".xml")
             body = self.sitemap(int(number)) if number.isdigit() else None
             return (body, "application/xml") if body is not None else None
+        if path.startswith("/feeds/") and path.endswith(".xml"):
+            # /feeds/<per>/<number>.xml: one source's feed (bench.queue_sweep)
+            parts = path.removeprefix("/feeds/").removesuffix(".xml").split("/")
+            if len(parts) == 2 and all(part.isdigit() for part in parts):
+                body = self.source_feed(int(parts[0]), int(parts[1]))
+                return (body, "application/rss+xml") if body is not None else None
+            return None
         if path.startswith("/news/"):
             number = path.removeprefix("/news/").split("-", 1)[0]
             if number.isdigit() and 1 <= int(number) <= self.count:

@@ -10,6 +10,8 @@ saying what happened.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
@@ -17,6 +19,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +32,7 @@ from deportwatch.crawl.runner import RunSummary
 from service.events import log_event
 
 KILL_AFTER = 10.0  # seconds a child gets to close its run after SIGTERM, before SIGKILL
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 OUTPUT_TAIL = 4000  # characters of a child's output kept for a crash report
 
 
@@ -70,12 +74,15 @@ class ChildCrawl:
         timeout: float,
         env: dict[str, str],
         workdir: Path | None = None,
+        *,
+        die_with_parent: bool = False,
     ) -> None:
         self.sessions = sessions
         self.source = source
         self.timeout = timeout
         self.env = env
         self.workdir = workdir
+        self.die_with_parent = die_with_parent
         self.run_id: int | None = None
         self.process: subprocess.Popen[str] | None = None
         self._stopped = threading.Event()  # set when the service asked the child to stop
@@ -103,6 +110,7 @@ class ChildCrawl:
             env=self.env,
             cwd=self.workdir,
             start_new_session=True,
+            preexec_fn=partial(_die_with, os.getpid()) if self.die_with_parent else None,  # noqa: PLW1509
         )
         log_event("crawl.start", source=self.source.name, run_id=run_id, pid=self.process.pid)
         if self._stopped.is_set():  # stop() came while the child was starting
@@ -168,6 +176,17 @@ class ChildCrawl:
                 run.finished_at = utcnow()
             summary = RunSummary.of(self.source.name, run)
         return CrawlResult(run_id, summary, duration, exit_code)
+
+
+def _die_with(parent: int) -> None:
+    """In the child, before it runs the crawl: killed when its parent dies.
+
+    A queue worker killed with ``kill -9`` has its crawl delivered again to
+    another worker; its own crawl must not go on beside that one."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
 
 
 def _signal_group(process: subprocess.Popen[str], signum: int) -> None:

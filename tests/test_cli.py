@@ -49,6 +49,7 @@ def test_commands_exist() -> None:
         "sources",
         "status",
         "verify",
+        "worker",
     ]
 
 

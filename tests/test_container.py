@@ -44,7 +44,7 @@ def test_compose_has_a_healthy_postgres_16_and_a_scheduler_waiting_for_it(
     compose: dict[str, Any],
 ) -> None:
     services = compose["services"]
-    assert set(services) == {"db", "scheduler", "web"}
+    assert set(services) == {"db", "broker", "scheduler", "worker", "web"}
     db = services["db"]
     assert db["image"].startswith("postgres:16")
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
@@ -52,7 +52,10 @@ def test_compose_has_a_healthy_postgres_16_and_a_scheduler_waiting_for_it(
     assert volume in compose["volumes"]  # a named volume keeps the archive
 
     scheduler = services["scheduler"]
-    assert scheduler["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert scheduler["depends_on"] == {
+        "db": {"condition": "service_healthy"},
+        "broker": {"condition": "service_healthy"},
+    }
     assert scheduler["command"] == ["deportwatch", "schedule"]
     assert scheduler["restart"] == "unless-stopped"
     assert scheduler["env_file"] == [{"path": ".env", "required": False}]
@@ -86,7 +89,7 @@ def test_compose_web_view_is_read_only_on_loopback(compose: dict[str, Any]) -> N
 
 def test_compose_settings_and_mounts_exist(compose: dict[str, Any]) -> None:
     fields = {f"DEPORTWATCH_{name.upper()}" for name in Settings.model_fields}
-    for service in ("scheduler", "web"):
+    for service in ("scheduler", "worker", "web"):
         assert set(compose["services"][service]["environment"]) <= fields
     scheduler = compose["services"]["scheduler"]
     env = dict(
@@ -107,6 +110,32 @@ def test_compose_settings_and_mounts_exist(compose: dict[str, Any]) -> None:
     # keywords.toml names frames.toml beside it: mounted beside it too.
     assert mounts[env["DEPORTWATCH_KEYWORDS"].replace("keywords", "frames")] == "./frames.toml"
     assert env["DEPORTWATCH_LOG_DIR"].startswith("/app/data")
+
+
+def test_compose_workers_scale_and_share_the_scheduler_s_broker_and_archive(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    broker, worker, scheduler = services["broker"], services["worker"], services["scheduler"]
+    assert broker["image"].startswith("redis:")
+    assert "redis-cli" in broker["healthcheck"]["test"]
+    assert "--appendonly" in broker["command"]  # a restart keeps the queue
+    assert broker["volumes"][0].split(":")[0] in compose["volumes"]
+    assert worker["command"] == ["deportwatch", "worker"]
+    assert worker["image"] == scheduler["image"]
+    # --scale worker=4: no fixed container name, no port on the host.
+    assert "container_name" not in worker
+    assert "ports" not in worker
+    assert "build" not in worker  # one image, built by the scheduler's service
+    env, scheduler_env = worker["environment"], scheduler["environment"]
+    for name in ("DEPORTWATCH_DATABASE_URL", "DEPORTWATCH_BROKER_URL"):
+        assert env[name] == scheduler_env[name]
+    assert env["DEPORTWATCH_BROKER_URL"] == "redis://broker:6379/0"
+    assert worker["depends_on"]["broker"] == {"condition": "service_healthy"}
+    assert worker["healthcheck"]["test"] == ["CMD", "deportwatch", "worker", "--check"]
+    assert set(worker["volumes"]) == set(scheduler["volumes"])
+    grace = int(str(worker["stop_grace_period"]).removesuffix("s"))
+    assert grace > 60
 
 
 def test_dockerfile_is_slim_non_root_with_a_health_check_and_no_secrets() -> None:
@@ -186,7 +215,13 @@ def test_the_image_build_step_caches_the_word_list_tries(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     "command",
-    [["schedule", "--help"], ["status", "--help"], ["crawl", "--help"], ["serve", "--help"]],
+    [
+        ["schedule", "--help"],
+        ["status", "--help"],
+        ["crawl", "--help"],
+        ["serve", "--help"],
+        ["worker", "--help"],
+    ],
 )
 def test_the_commands_the_container_runs_exist(command: list[str]) -> None:
     result = subprocess.run(

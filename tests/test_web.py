@@ -26,7 +26,7 @@ from deportwatch.web import pages
 from deportwatch.web.app import create_app
 from tests.conftest import REPO
 from tests.corpus import HOSTILE_TITLE, Corpus
-from tests.helpers import ServedView, run_cli
+from tests.helpers import ServedView, free_port, run_cli
 
 
 def make_app(database_url: str) -> FastAPI:
@@ -178,6 +178,34 @@ def test_sources_page_shows_health_and_runs(
     assert api["nv-en"]["state"] == "unhealthy"
     assert [r["outcome"] for r in api["nv-en"]["runs"]] == ["failed"] * 3
     assert api["children-of-war"]["runs"] == []
+
+
+def test_sources_page_shows_where_a_crawl_runs_and_the_queue(
+    database_url: str, session: Session, corpus: dict[str, Article]
+) -> None:
+    source = ensure_source(session, "nv-en", "feed")
+    session.add(CrawlRun(source_id=source.id, outcome="running", host="worker-3", pid=4242))
+    session.commit()
+    with TestClient(make_app(database_url)) as client:
+        page = client.get("/sources").text
+        assert "on worker-3, pid 4242" in page
+        assert "Crawls waiting in the queue" not in page  # no broker: no queue
+        api = {s["name"]: s for s in client.get("/api/sources").json()}
+        assert (api["nv-en"]["runs"][0]["host"], api["nv-en"]["runs"][0]["pid"]) == (
+            "worker-3",
+            4242,
+        )
+    settings = load_settings(
+        database_url=database_url,
+        sources=REPO / "sources.toml",
+        keywords=REPO / "keywords.toml",
+        broker_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+    )
+    with TestClient(create_app(settings)) as client:
+        page = client.get("/sources").text
+        assert (
+            "Crawls waiting in the queue for a worker: unknown (the broker does not answer)" in page
+        )
 
 
 def test_figures_page_draws_the_counters(client: TestClient, session: Session) -> None:

@@ -225,3 +225,60 @@ def runs_by_id(session: Session, run_ids: list[int]) -> list[tuple[str, CrawlRun
         .order_by(CrawlRun.id)
     )
     return [(name, run) for name, run in rows]
+
+
+LOST_RUN = "its crawl was lost with its worker (killed, or its machine gone)"
+
+
+def close_lost_runs(session: Session, source_id: int) -> list[int]:
+    """Close the source's runs left ``running`` by crawls that no longer run.
+
+    Only for a process that holds the source's crawl lock (service/locks.py):
+    then no crawl of the source runs anywhere but in a live process of this
+    machine, so any other run still ``running`` lost its crawl."""
+    runs = session.scalars(
+        select(CrawlRun).where(CrawlRun.source_id == source_id, CrawlRun.outcome == "running")
+    )
+    closed = []
+    for run in runs:
+        here = run.host == socket.gethostname() and run.pid is not None
+        if here and run.pid is not None and _process_alive(run.pid):
+            continue
+        run.outcome = "crashed"
+        run.finished_at = utcnow()
+        run.error_text = f"{LOST_RUN}; what it had stored is kept, the rest is fetched again"
+        closed.append(run.id)
+    return closed
+
+
+def newest_run_ids(session: Session) -> dict[str, int]:
+    """The id of every source's newest run, by source name."""
+    rows = session.execute(
+        select(SourceRow.name, func.max(CrawlRun.id))
+        .join(CrawlRun, CrawlRun.source_id == SourceRow.id)
+        .group_by(SourceRow.name)
+    )
+    return {name: run_id for name, run_id in rows}
+
+
+def crawled_since(session: Session, source_id: int, run_id: int | None) -> int | None:
+    """A run of the source newer than ``run_id`` that was not lost: its id, or None."""
+    query = select(func.max(CrawlRun.id)).where(
+        CrawlRun.source_id == source_id,
+        ~((CrawlRun.outcome == "crashed") & CrawlRun.error_text.startswith(LOST_RUN)),
+    )
+    if run_id is not None:
+        query = query.where(CrawlRun.id > run_id)
+    found: int | None = session.scalar(query)
+    return found
+
+
+def running_crawls(session: Session) -> list[tuple[str, CrawlRun]]:
+    """Runs still ``running``: where (host, pid) and since when, oldest first."""
+    rows = session.execute(
+        select(SourceRow.name, CrawlRun)
+        .join(SourceRow, SourceRow.id == CrawlRun.source_id)
+        .where(CrawlRun.outcome == "running")
+        .order_by(CrawlRun.id)
+    )
+    return [(name, run) for name, run in rows]

@@ -31,6 +31,7 @@ app = typer.Typer(
 app.command()(crawling.init)
 app.command()(crawling.crawl)
 app.command()(service.schedule)
+app.command()(service.worker)
 app.command("sources")(service.list_sources)
 app.command()(service.status)
 app.command()(flagging.flag)

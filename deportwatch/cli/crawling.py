@@ -57,7 +57,7 @@ def _select_sources(settings: Settings, names: list[str], crawl_all: bool) -> li
     return selected
 
 
-def crawl(
+def crawl(  # noqa: PLR0917 - Typer reads each option from a parameter
     names: Annotated[list[str] | None, typer.Argument(help="Sources to crawl.")] = None,
     crawl_all: Annotated[bool, typer.Option("--all", help="Every enabled source.")] = False,
     replay: Annotated[
@@ -65,6 +65,12 @@ def crawl(
         typer.Option(help="Answer requests from a snapshot directory DIR/<host>/<path>."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every page.")] = False,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue", help="Enqueue the crawls for the workers (DEPORTWATCH_BROKER_URL); wait."
+        ),
+    ] = False,
     run_id: Annotated[
         int | None,
         typer.Option(hidden=True, help="The scheduler's already opened crawl_runs row."),
@@ -75,7 +81,7 @@ def crawl(
     Exits 1 only when every source failed.
 
     Examples: deportwatch crawl --all · deportwatch crawl kyiv-independent nv-en ·
-    deportwatch crawl --all --replay tests/fixtures/web
+    deportwatch crawl --all --replay tests/fixtures/web · deportwatch crawl --all --queue
     """
     with reported_errors():
         settings = load_settings()
@@ -83,14 +89,26 @@ def crawl(
         load_taxonomy(settings.keywords)  # a broken taxonomy stops the crawl before it starts
         if replay is not None and not replay.is_dir():
             raise UsageError(f"--replay {replay}: no such directory")
-        # The crawler (Scrapy, Twisted, the pipeline) is imported once the crawl is
-        # sure to run: other commands, and a crawl refused for a broken file, start
-        # without it.
+        # The crawler (Scrapy, Twisted, the pipeline) and the queue's client are
+        # imported once the crawl is sure to run: other commands, and a crawl
+        # refused for a broken file, start without them.
         from deportwatch.crawl.runner import run_crawl, waiting_in_spool
 
-        summaries = run_crawl(
-            settings, sources, err, replay_dir=replay, verbose=verbose, run_id=run_id
-        )
+        if queue and (replay is not None or run_id is not None):
+            raise UsageError("--queue crawls on the workers, with neither --replay nor --run-id")
+        if queue:
+            from service.queue import crawl_on_queue
+
+            err.print(
+                f"{len(sources)} crawls go on the queue; waiting for the workers to run them",
+                markup=False,
+                highlight=False,
+            )
+            summaries = crawl_on_queue(settings, sources)
+        else:
+            summaries = run_crawl(
+                settings, sources, err, replay_dir=replay, verbose=verbose, run_id=run_id
+            )
 
     _print_summary(summaries)
     if summaries and all(s.outcome == "failed" for s in summaries):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from db.engine import describe_url, explain_database_error, make_sessionmaker
 from db.migrate import NoArchiveError, open_archive_readonly
-from db.repository.runs import last_runs
+from db.repository.runs import last_runs, running_crawls
 from deportwatch.archive.health import FAILED_OUTCOMES, SourceHealth, archive_health
 from deportwatch.cli.common import error_line, out, reported_errors
 from deportwatch.config.errors import DeportwatchError
@@ -54,6 +54,47 @@ def schedule(
         results = run_service(settings, once=once)
     if any(r.outcome in FAILED_OUTCOMES for r in results):
         raise typer.Exit(1)
+
+
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", min=1, max=64, help="Crawls at once (default: max_concurrent_crawls)."
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Health check: exit 0 if this machine's worker answers."),
+    ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Node name (default: deportwatch@HOSTNAME)."),
+    ] = None,
+) -> None:
+    """Run crawls from the queue (DEPORTWATCH_BROKER_URL), each in a child process.
+
+    A crawl is acknowledged when it has ended: a worker killed mid-crawl has its
+    crawl delivered to another. SIGTERM lets running crawls end, then stops.
+
+    Examples: deportwatch worker --concurrency 4 · deportwatch worker --check
+    """
+    # Celery and the service are imported when a worker runs or is checked.
+    from service.events import setup_service_logging
+    from service.queue import make_app, node_name, ping_worker, run_worker
+
+    with reported_errors():
+        settings = load_settings()
+        if check:
+            app = make_app(settings)
+            answered = ping_worker(app, name)
+            state = "answers" if answered else "does not answer"
+            print(f"worker {node_name(name)} {state}")
+            if not answered:
+                raise typer.Exit(1)
+            return
+        setup_service_logging()
+        run_worker(settings, concurrency or settings.max_concurrent_crawls, name)
 
 
 def list_sources(
@@ -134,11 +175,17 @@ def status(
     with reported_errors():
         settings = load_settings()
         config = load_sources(settings.sources)
-        health = _health_if_any(settings, config.sources)
+        health, running = _health_if_any(settings, config.sources)
     # Items a crawl could not store wait in the spool for the next crawl.
     waiting = Spool(settings.spool_dir, settings.database_url).pending()
+    from service.queue import waiting_crawls  # the broker's client, when one is set
+
+    queue = waiting_crawls(settings)
     if output is ListFormat.json:
-        records = [h.record() | {"spooled": waiting.get(h.name, 0)} for h in health]
+        records = [
+            h.record() | {"spooled": waiting.get(h.name, 0), "running": running.get(h.name)}
+            for h in health
+        ]
         print(json.dumps(records, ensure_ascii=False, indent=2))
     else:
         table = Table(title="Source health")
@@ -162,6 +209,18 @@ def status(
                 highlight=False,
                 markup=False,
             )
+        for name, where in running.items():
+            out.print(
+                f"{name}: crawling on {where['host']}, pid {where['pid']}, "
+                f"since {str(where['started_at'])[:19].replace('T', ' ')} UTC",
+                highlight=False,
+                markup=False,
+            )
+        if queue is not None:
+            depth = (
+                "unknown (the broker does not answer)" if queue.waiting is None else queue.waiting
+            )
+            out.print(f"queue: {depth} crawls wait for a worker", highlight=False, markup=False)
     if any(h.state == "unhealthy" for h in health):
         raise typer.Exit(1)
 
@@ -182,15 +241,23 @@ def _existing_archive(settings: Settings) -> Iterator[Session | None]:
         yield stack.enter_context(make_sessionmaker(engine)())
 
 
-def _health_if_any(settings: Settings, sources: tuple[Source, ...]) -> list[SourceHealth]:
-    """Health from the archive; before the first crawl every source is pending."""
+def _health_if_any(
+    settings: Settings, sources: tuple[Source, ...]
+) -> tuple[list[SourceHealth], dict[str, dict[str, object]]]:
+    """Health from the archive, and where each running crawl runs (host, pid,
+    since) by source name; before the first crawl every source is pending."""
     with _existing_archive(settings) as session:
         if session is None:
-            return [
+            pending = [
                 SourceHealth(s.name, s.enabled, "pending" if s.enabled else "disabled")
                 for s in sources
             ]
-        return archive_health(session, sources)
+            return pending, {}
+        running: dict[str, dict[str, object]] = {
+            name: {"host": run.host, "pid": run.pid, "started_at": run.started_at.isoformat()}
+            for name, run in running_crawls(session)
+        }
+        return archive_health(session, sources), running
 
 
 def _last_runs_if_any(settings: Settings) -> dict[str, tuple[str, str]] | None:

@@ -107,6 +107,24 @@ class Settings(BaseSettings):
         description="Alerts older than this are no longer sent (a new target gets no backlog).",
     )
 
+    # Crawl workers on several machines (deportwatch worker; service/queue.py).
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker (redis://HOST:6379/0 or amqp://USER:PASS@HOST//). Set: "
+        "schedule only enqueues due crawls and deportwatch worker runs them.",
+    )
+    broker_visibility_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds before a crawl taken by a worker that vanished is delivered "
+        "again (Redis); longer than the longest crawl timeout. Unset: that timeout + 5 min.",
+    )
+    queue_tick: float = Field(
+        default=30,
+        gt=0,
+        description="Seconds between two looks for due sources by a schedule that enqueues.",
+    )
+
     # The read-only web view (deportwatch serve).
     verify_interval: str = Field(
         default="1d",

@@ -30,6 +30,7 @@ from deportwatch.web.views import (
     search_page,
     sources_view,
 )
+from service.queue import waiting_crawls
 
 router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
 
@@ -172,7 +173,12 @@ def capture_frame(
 
 @router.get("/sources")
 def sources_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
-    return _render(request, "sources.html", sources=sources_view(session, settings))
+    return _render(
+        request,
+        "sources.html",
+        sources=sources_view(session, settings),
+        queue=waiting_crawls(settings),
+    )
 
 
 @router.get("/figures")

@@ -124,6 +124,9 @@ def _run_record(run: CrawlRun) -> dict[str, Any]:
         "started_at": iso_time(run.started_at),
         "finished_at": iso_time(run.finished_at),
         "outcome": run.outcome,
+        # Where a running crawl runs: its machine and process (a worker's crawl).
+        "host": run.host if run.outcome == "running" else None,
+        "pid": run.pid if run.outcome == "running" else None,
         "pages": run.pages,
         "new": run.articles_new,
         "updated": run.articles_updated,

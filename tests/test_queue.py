@@ -1,0 +1,361 @@
+"""Crawl workers on a real Celery queue: a real redis-server, real ``deportwatch
+worker`` processes, sources on loopback, the archive on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+
+from db.engine import make_engine, make_sessionmaker
+from db.models import Article, CrawlRun, SourceRow
+from tests.conftest import WEB, LoopbackSite
+from tests.helpers import DEPORTWATCH, cli_env, feed, free_port, run_cli
+
+pytestmark = pytest.mark.e2e
+
+KI = WEB / "kyivindependent.com"
+PAGES = (
+    "national-resistance-center-russia-moves-deported-ukrainians-to-55-distant-regions",
+    "power-restored-to-most-of-kharkiv-after-overnight-strike-on-substation",
+)
+# A crawl may run 45 s (a crawl of two pages takes 3-20 s, mostly the child's
+# start, on a busy 2-core machine); its task is delivered again 56 s after a
+# worker took it and vanished (the least the worker allows: 45 s + 10 s to stop
+# it, + 1).
+QUEUE_SETTINGS = {"crawl_timeout": "45", "broker_visibility_timeout": "56", "queue_tick": "0.5"}
+
+
+class Redis:
+    """redis-server on a free loopback port, keeping nothing on disk."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, 10, "redis-server to answer")
+        return process
+
+    def _answers(self) -> bool:
+        done = subprocess.run(
+            ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
+        )
+        return done.stdout.strip() == b"PONG"
+
+    def restart(self) -> None:
+        """Stopped and started again: everything it held (the queue) is gone."""
+        self.stop()
+        self.process = self._start()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Redis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = Redis(tmp_path)
+    yield server
+    server.stop()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+class Process:
+    """A deportwatch command in the background, its JSON log lines in a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("w") as out:
+            self.process = subprocess.Popen(
+                [DEPORTWATCH, *args],
+                env=env,
+                cwd=log.parent,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: kill -9 takes its pool too
+            )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        records = []
+        for line in self.text().splitlines():
+            if line.startswith("{"):
+                record = json.loads(line)
+                if record.get("event") == name:
+                    records.append(record)
+        return records
+
+    def kill9(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Process]]:
+    started: list[Process] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+def worker(
+    processes: list[Process], env: dict[str, str], tmp_path: Path, name: str, ready: bool = True
+) -> Process:
+    process = Process(["worker", "--concurrency", "1", "--name", name], env, tmp_path / name)
+    processes.append(process)
+    if ready:
+        wait_for(lambda: "ready." in process.text(), 30, f"worker {name} to be ready")
+    return process
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended
+
+
+def outlets(site: LoopbackSite, names: list[str]) -> Path:
+    """One feed source per name, each listing a flag-worthy page and an unrelated one."""
+    entries = []
+    for name in names:
+        for slug in PAGES:
+            site.write(f"/{name}/news/{slug}/", (KI / slug / "index.html").read_bytes())
+        items = [
+            (f"/{name}/news/{slug}/", f"{name} {slug[:30]}", "Fri, 07 Apr 2023 12:00:00 GMT")
+            for slug in PAGES
+        ]
+        site.write(f"/{name}/feed.xml", feed(site.base, items))
+        entries.append(
+            f'[[source]]\nname = "{name}"\nkind = "feed"\n'
+            f'start_urls = ["{site.base}/{name}/feed.xml"]\nlanguages = ["en"]\n'
+            'schedule = { every = "1h" }\n'
+        )
+    path = site.root / "sources.toml"
+    path.write_text("\n".join(entries))
+    return path
+
+
+def runs(database_url: str) -> list[tuple[str, CrawlRun]]:
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = session.execute(
+                select(SourceRow.name, CrawlRun).join(CrawlRun.source).order_by(CrawlRun.id)
+            ).all()
+            return [(name, run) for name, run in rows]
+    finally:
+        engine.dispose()
+
+
+def archive(database_url: str) -> list[tuple[str, str, str, bool]]:
+    """What the archive holds of each article, in a form two archives can share."""
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = session.execute(
+                select(Article.canonical_url, Article.title, Article.content_hash, Article.flagged)
+            ).all()
+            return sorted(
+                (url.split("/", 3)[3], title, digest, flag) for url, title, digest, flag in rows
+            )
+    finally:
+        engine.dispose()
+
+
+def closed_ok(database_url: str, names: list[str]) -> bool:
+    try:
+        done = {name for name, run in runs(database_url) if run.outcome == "ok"}
+    except DBAPIError:  # no schema yet: the first process to start makes it
+        return False
+    return done >= set(names)
+
+
+def test_two_workers_share_a_sweep_and_crawl_each_source_once(
+    site: LoopbackSite, database_url: str, tmp_path: Path, redis: Redis, processes: list[Process]
+) -> None:
+    names = [f"outlet-{i}" for i in range(4)]
+    sources = outlets(site, names)
+    env = cli_env(database_url, sources, tmp_path, broker_url=redis.url, **QUEUE_SETTINGS)
+    workers = [worker(processes, env, tmp_path, f"w{i}@test") for i in (1, 2)]
+
+    result = run_cli(
+        ["crawl", "--all", "--queue"],
+        database_url,
+        sources,
+        tmp_path,
+        broker_url=redis.url,
+        **QUEUE_SETTINGS,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 crawls go on the queue" in result.stderr
+    for name in names:  # the usual summary, one line a source
+        assert any(
+            line.split("│")[1:2] == [f" {name} "] and " ok " in line
+            for line in result.stdout.splitlines()
+        ), result.stdout
+    crawled = runs(database_url)
+    assert sorted(name for name, _ in crawled) == names  # each source once
+    assert all(run.outcome == "ok" and run.finished_at is not None for _, run in crawled)
+    # A crawl's row is closed by its crawl process, a moment before its worker logs it.
+    wait_for(
+        lambda: sum(len(w.events("crawl.end")) for w in workers) == len(names),
+        30,
+        "each crawl's crawl.end",
+    )
+    by_worker = [{str(e["source"]) for e in w.events("crawl.end")} for w in workers]
+    assert by_worker[0] | by_worker[1] == set(names)
+    assert not by_worker[0] & by_worker[1]
+    assert by_worker[0], "the second worker took every crawl"
+    assert by_worker[1], "the first worker took every crawl"
+    assert len(archive(database_url)) == 2 * len(names)  # every page stored once
+    # The container's health check: one line, and its exit code.
+    check = run_cli(
+        ["worker", "--check", "--name", "w1@test"],
+        database_url,
+        sources,
+        tmp_path,
+        broker_url=redis.url,
+        **QUEUE_SETTINGS,
+    )
+    assert (check.returncode, check.stdout) == (0, "worker w1@test answers\n")
+    workers[0].stop()
+    check = run_cli(
+        ["worker", "--check", "--name", "w1@test"],
+        database_url,
+        sources,
+        tmp_path,
+        broker_url=redis.url,
+        **QUEUE_SETTINGS,
+    )
+    assert (check.returncode, check.stdout) == (1, "worker w1@test does not answer\n")
+
+
+def test_a_crawl_killed_with_its_worker_is_finished_by_another(
+    site: LoopbackSite, database_url: str, tmp_path: Path, redis: Redis, processes: list[Process]
+) -> None:
+    sources = outlets(site, ["slow"])
+    slow_page = f"/slow/news/{PAGES[1]}/"
+    site.delays[slow_page] = 30  # the crawl hangs on its second page
+    env = cli_env(database_url, sources, tmp_path, broker_url=redis.url, **QUEUE_SETTINGS)
+    first = worker(processes, env, tmp_path, "first@test")
+    waiting = Process(["crawl", "slow", "--queue"], env, tmp_path / "crawl.log")
+    processes.append(waiting)
+    wait_for(lambda: bool(site.times(slow_page)), 30, "the crawl to reach its slow page")
+
+    [started] = first.events("crawl.start")
+    shown = run_cli(["status"], database_url, sources, tmp_path, broker_url=redis.url)
+    assert f"slow: crawling on {socket.gethostname()}, pid {started['pid']}, since" in shown.stdout
+    assert "queue: 0 crawls wait for a worker" in shown.stdout
+    first.kill9()  # the worker and its pool; the kernel ends its crawl (PR_SET_PDEATHSIG)
+    wait_for(lambda: not alive(int(str(started["pid"]))), 10, "the killed worker's crawl to end")
+    site.delays.pop(slow_page)
+    second = worker(processes, env, tmp_path, "second@test", ready=False)
+    assert waiting.process.wait(timeout=180) == 0, waiting.text()
+
+    outcomes = [(run.outcome, run.error_text or "") for _, run in runs(database_url)]
+    assert len(outcomes) == 2
+    assert outcomes[0][0] == "crashed"
+    assert "lost with its worker" in outcomes[0][1]
+    assert outcomes[1][0] == "ok"
+    wait_for(lambda: bool(second.events("crawl.end")), 10, "the second worker's crawl.end")
+    assert [str(e["source"]) for e in second.events("crawl.end")] == ["slow"]
+    assert not first.events("crawl.end")
+    # The same archive as one crawl without a kill, into an archive of its own.
+    reference = f"sqlite:///{tmp_path / 'reference.db'}"
+    (tmp_path / "ref").mkdir()
+    done = run_cli(["crawl", "slow"], reference, sources, tmp_path / "ref")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert archive(database_url) == archive(reference)
+    assert len(archive(reference)) == 2
+
+
+def test_two_schedulers_enqueue_each_due_source_once(
+    site: LoopbackSite, database_url: str, tmp_path: Path, redis: Redis, processes: list[Process]
+) -> None:
+    names = [f"outlet-{i}" for i in range(3)]
+    sources = outlets(site, names)
+    env = cli_env(database_url, sources, tmp_path, broker_url=redis.url, **QUEUE_SETTINGS)
+    schedulers = [Process(["schedule"], env, tmp_path / f"schedule-{i}.log") for i in (1, 2)]
+    processes.extend(schedulers)
+    worker(processes, env, tmp_path, "w@test", ready=False)
+
+    wait_for(lambda: closed_ok(database_url, names), 180, "every source to be crawled")
+    # Several more looks for due sources, by both schedulers.
+    [leader] = [s for s in schedulers if s.events("schedule.leading")]
+    [follower] = [s for s in schedulers if s is not leader]
+    assert follower.events("schedule.standby")
+    # The leader stops; the other takes over and looks for due sources at once.
+    leader.stop()
+    wait_for(lambda: bool(follower.events("schedule.leading")), 30, "the other to lead")
+    follower.stop()
+
+    assert sorted(name for name, _ in runs(database_url)) == names
+    enqueued = [n for s in schedulers for e in s.events("crawl.enqueued") for n in e["sources"]]  # type: ignore[attr-defined]
+    assert sorted(enqueued) == names  # each due source once, by the leader
+
+
+def test_a_broker_restart_mid_sweep_loses_no_due_crawl(
+    site: LoopbackSite, database_url: str, tmp_path: Path, redis: Redis, processes: list[Process]
+) -> None:
+    names = [f"outlet-{i}" for i in range(4)]
+    sources = outlets(site, names)
+    for name in names:
+        site.delays[f"/{name}/feed.xml"] = 1.0
+    env = cli_env(database_url, sources, tmp_path, broker_url=redis.url, **QUEUE_SETTINGS)
+    scheduler = Process(["schedule"], env, tmp_path / "schedule.log")
+    processes.append(scheduler)
+    worker(processes, env, tmp_path, "w@test", ready=False)
+    wait_for(lambda: bool(scheduler.events("crawl.enqueued")), 30, "the sweep to be enqueued")
+    wait_for(lambda: len(site.times(f"/{names[0]}/feed.xml")) > 0, 30, "the first crawl")
+
+    redis.restart()  # the tasks still queued are gone with it
+
+    wait_for(lambda: closed_ok(database_url, names), 240, "every source crawled after the restart")
+    crawled = runs(database_url)
+    assert sorted(name for name, _ in crawled) == names  # once each, none lost
+    assert all(run.outcome == "ok" for _, run in crawled)
+    assert len(archive(database_url)) == 2 * len(names)
