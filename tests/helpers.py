@@ -10,11 +10,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 
+import pytest
 from scrapy.http import HtmlResponse, Request, XmlResponse
 
 from pipeline.items import ArticleItem, DateCandidate
@@ -102,6 +103,15 @@ def feed(base: str, entries: list[tuple[str, str, str]]) -> str:
     return (
         f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
     )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Return once ``condition()`` holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.1)
 
 
 def free_port() -> int:

@@ -9,8 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from db.engine import make_engine, make_sessionmaker
 from db.models import Article, CrawlRun, SourceRow
 from tests.conftest import WEB, LoopbackSite
-from tests.helpers import DEPORTWATCH, cli_env, feed, free_port, run_cli
+from tests.helpers import DEPORTWATCH, cli_env, feed, free_port, run_cli, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -80,14 +79,6 @@ def redis(tmp_path: Path) -> Iterator[Redis]:
     server = Redis(tmp_path)
     yield server
     server.stop()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
 
 
 class Process:
@@ -252,26 +243,22 @@ def test_two_workers_share_a_sweep_and_crawl_each_source_once(
     assert by_worker[0], "the second worker took every crawl"
     assert by_worker[1], "the first worker took every crawl"
     assert len(archive(database_url)) == 2 * len(names)  # every page stored once
+
     # The container's health check: one line, and its exit code.
-    check = run_cli(
-        ["worker", "--check", "--name", "w1@test"],
-        database_url,
-        sources,
-        tmp_path,
-        broker_url=redis.url,
-        **QUEUE_SETTINGS,
-    )
-    assert (check.returncode, check.stdout) == (0, "worker w1@test answers\n")
+    def check() -> tuple[int, str]:
+        done = run_cli(
+            ["worker", "--check", "--name", "w1@test"],
+            database_url,
+            sources,
+            tmp_path,
+            broker_url=redis.url,
+            **QUEUE_SETTINGS,
+        )
+        return done.returncode, done.stdout
+
+    assert check() == (0, "worker w1@test answers\n")
     workers[0].stop()
-    check = run_cli(
-        ["worker", "--check", "--name", "w1@test"],
-        database_url,
-        sources,
-        tmp_path,
-        broker_url=redis.url,
-        **QUEUE_SETTINGS,
-    )
-    assert (check.returncode, check.stdout) == (1, "worker w1@test does not answer\n")
+    assert check() == (1, "worker w1@test does not answer\n")
 
 
 def test_a_crawl_killed_with_its_worker_is_finished_by_another(

@@ -10,7 +10,6 @@ import subprocess
 import threading
 import time
 import tomllib
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from deportwatch.config.sources import Source, parse_sources
 from scheduler import Service, make_trigger, next_due
 from service.child import ChildCrawl
 from tests.conftest import REPO, WEB, LoopbackSite, WebhookReceiver
-from tests.helpers import DEPORTWATCH, cli_env, feed, run_cli
+from tests.helpers import DEPORTWATCH, cli_env, feed, run_cli, wait_for
 
 KI = WEB / "kyivindependent.com"
 NRC = "national-resistance-center-russia-moves-deported-ukrainians-to-55-distant-regions"
@@ -73,14 +72,6 @@ def finished_runs(database_url: str) -> list[tuple[str, CrawlRun]]:
 
 def of(runs: list[tuple[str, CrawlRun]], source: str) -> list[CrawlRun]:
     return [run for name, run in runs if name == source]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 class ServiceProcess:
