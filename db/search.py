@@ -135,7 +135,7 @@ def _filtered(stmt: AnySelect, filters: Filters) -> AnySelect:
     return stmt.where(and_(*conditions)) if conditions else stmt
 
 
-def _ranked(session: Session, filters: Filters) -> AnySelect:
+def _ranked(session: Session, filters: Filters, candidates: int | None) -> AnySelect:
     """Matching ids with their rank (smaller is better), best first."""
     query = filters.query
     if query is None:
@@ -150,10 +150,15 @@ def _ranked(session: Session, filters: Filters) -> AnySelect:
             .where(_fts_match(query))
         )
         return _filtered(stmt, filters).order_by(rank, Article.id)
-    return _pg_ranked(query, filters)
+    tsquery = _tsquery(query)
+    if candidates is None:  # every match ranked on its full vector
+        pg_rank = -func.ts_rank(_VECTOR, tsquery)
+        stmt = select(Article.id, pg_rank.label("rank")).where(_VECTOR.op("@@")(tsquery))
+        return _filtered(stmt, filters).order_by(pg_rank, Article.id)
+    return _pg_ranked(tsquery, filters, candidates)
 
 
-def _pg_ranked(query: Query, filters: Filters, candidates: int = CANDIDATES) -> AnySelect:
+def _pg_ranked(tsquery: Any, filters: Filters, candidates: int) -> AnySelect:
     """PostgreSQL: every match ranked on its lead vector (in the row), the best
     ``candidates`` of them ranked again on the full vector and shown first.
 
@@ -161,7 +166,6 @@ def _pg_ranked(query: Query, filters: Filters, candidates: int = CANDIDATES) -> 
     questions slow. The order is total (full rank of the candidates, then the
     others by lead rank), so pages past the candidates follow on.
     """
-    tsquery = _tsquery(query)
     lead_rank = func.ts_rank(_LEAD, tsquery)
     place = func.row_number().over(order_by=(lead_rank.desc(), Article.id))
     matches = _filtered(
@@ -175,9 +179,7 @@ def _pg_ranked(query: Query, filters: Filters, candidates: int = CANDIDATES) -> 
         filters,
     ).subquery("matches")
     candidate = matches.c.place <= candidates
-    rank = case(
-        (candidate, -func.ts_rank(matches.c.vector, tsquery)), else_=-matches.c.lead_rank
-    )
+    rank = case((candidate, -func.ts_rank(matches.c.vector, tsquery)), else_=-matches.c.lead_rank)
     return select(matches.c.id.label("id"), rank.label("rank")).order_by(
         case((candidate, 0), else_=1), rank, matches.c.id
     )
@@ -230,10 +232,21 @@ def story_clusters(ids: set[int]) -> Any:
 
 
 def search(
-    session: Session, filters: Filters, limit: int = 50, offset: int = 0, stories: bool = True
+    session: Session,
+    filters: Filters,
+    limit: int = 50,
+    offset: int = 0,
+    stories: bool = True,
+    *,
+    candidates: int | None = CANDIDATES,
 ) -> list[Hit]:
-    """The best matches, best first; with ``stories``, one hit per story (its best copy)."""
-    ranked = _ranked(session, filters)
+    """The best matches, best first; with ``stories``, one hit per story (its best copy).
+
+    ``candidates`` (PostgreSQL): how many of the best matches on the lead vector
+    are ranked again on their full vector; None ranks every match on it (slow
+    on broad questions; the benchmark's reference).
+    """
+    ranked = _ranked(session, filters, candidates)
     if stories:
         rows = _best_per_story(session, ranked, limit + offset)[offset:]
     else:
