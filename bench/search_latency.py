@@ -39,7 +39,7 @@ from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from db.models import Article, SourceRow, StoryCluster
 from db.query import parse_query
-from db.search import Filters, article_date, search
+from db.search import CANDIDATES, Filters, article_date, search
 
 SQLITE_STATEMENTS = import_module("db.migrations.versions.0007_search").SQLITE_STATEMENTS
 
@@ -237,8 +237,9 @@ def measure(engine: Engine, label: str, args: argparse.Namespace) -> dict[str, A
         for query in QUERIES:
             filters = Filters(query=parse_query(query), **extra)  # type: ignore[arg-type]
             with sessions() as session:
-                shown = [h.article.id for h in search(session, filters, limit=50)]  # warms
-                fts += timed(partial(search, session, filters, limit=50), args.repeat)
+                ours = partial(search, session, filters, limit=50, candidates=args.candidates)
+                shown = [h.article.id for h in ours()]  # warms
+                fts += timed(ours, args.repeat)
             if not args.skip_like:
                 like += timed(partial(like_search, engine, query, flagged), 1)
             if postgres:
@@ -331,6 +332,12 @@ def main() -> None:
     parser.add_argument("--postgres", help="also run on this PostgreSQL database (emptied)")
     parser.add_argument(
         "--skip-sqlite", action="store_true", help="measure PostgreSQL only (needs --postgres)"
+    )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=CANDIDATES,
+        help="PostgreSQL: matches ranked again on their full vector",
     )
     parser.add_argument("--skip-like", action="store_true", help="no LIKE baseline")
     parser.add_argument("--skip-export", action="store_true", help="no export of everything")
