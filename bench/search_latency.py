@@ -305,7 +305,10 @@ def run(url: str, label: str, args: argparse.Namespace, workdir: Path) -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name in ("unfiltered", "flagged"):
         (fm, fp), like = results[name]["fts"], results[name]["like"]
-        (lm, lp) = like or (float("nan"), float("nan"))
+        if like is None:
+            print(f"| {name} | {fm:.1f} | {fp:.1f} | — | — | — |")
+            continue
+        (lm, lp) = like
         print(f"| {name} | {fm:.1f} | {fp:.1f} | {lm:.0f} | {lp:.0f} | {lm / fm:.0f}x |")
     for name in ("unfiltered", "flagged"):
         if results[name]["full"] is None:
