@@ -14,4 +14,9 @@ def fresh_schema(url: str, schema: str) -> str:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     admin.dispose()
+    return schema_url(url, schema)
+
+
+def schema_url(url: str, schema: str) -> str:
+    """The URL that puts every table in ``schema`` (as filled by an earlier run)."""
     return url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"

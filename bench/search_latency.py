@@ -6,8 +6,10 @@ from the labeled texts, place names sprinkled at realistic rates, 5% flagged —
 through the real migrations, so the FTS5 triggers / generated tsvector do the
 indexing. Then times ``db.search.search`` (ranked top 50, one row per story,
 snippets) over a fixed set of queries, unfiltered and filtered, and the same
-questions asked with LIKE. Finally exports every article as JSON lines and
-reports the peak RSS of that process.
+questions asked with LIKE. On PostgreSQL it also times the search as it
+ranked before migration 0012 (``ts_rank`` over every match's full vector) and
+counts how many of that ranking's top 10 and top 50 the search shows. Finally exports
+every article as JSON lines and reports the peak RSS of that process.
 
 Usage: python -m bench.search_latency [--articles 1000000] [--postgres URL]
 """
@@ -32,12 +34,12 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, insert, or_, select, text
 
-from bench.postgres import fresh_schema
+from bench.postgres import fresh_schema, schema_url
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from db.models import Article, SourceRow, StoryCluster
 from db.query import parse_query
-from db.search import Filters, article_date, search
+from db.search import CANDIDATES, Filters, article_date, search
 
 SQLITE_STATEMENTS = import_module("db.migrations.versions.0007_search").SQLITE_STATEMENTS
 
@@ -203,6 +205,11 @@ def like_search(engine: Engine, query: str, flagged: bool) -> list[int]:
         return list(conn.scalars(stmt))
 
 
+def agreement(shown: list[int], reference: list[int], top: int) -> tuple[int, int]:
+    """How many of the reference's first ``top`` the search shows in its first ``top``."""
+    return len(set(shown[:top]) & set(reference[:top])), min(top, len(reference))
+
+
 def timed(call: Callable[[], object], repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
@@ -217,20 +224,40 @@ def summary(times: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[max(0, round(0.95 * len(ordered)) - 1)]
 
 
-def measure(engine: Engine, label: str, repeat: int) -> dict[str, Any]:
+def measure(engine: Engine, label: str, args: argparse.Namespace) -> dict[str, Any]:
     sessions = make_sessionmaker(engine)
+    postgres = engine.dialect.name == "postgresql"
     results: dict[str, Any] = {"database": label}
     for name, extra in (("unfiltered", {}), ("flagged", FILTERED)):
         fts: list[float] = []
         like: list[float] = []
+        full: list[float] = []
+        top10, top50 = [0, 0], [0, 0]
+        flagged = bool(extra)
         for query in QUERIES:
             filters = Filters(query=parse_query(query), **extra)  # type: ignore[arg-type]
             with sessions() as session:
-                search(session, filters, limit=50)  # warm the cache once
-                fts += timed(partial(search, session, filters, limit=50), repeat)
-            flagged = bool(extra)
-            like += timed(partial(like_search, engine, query, flagged), 1)
-        results[name] = {"fts": summary(fts), "like": summary(like)}
+                ours = partial(search, session, filters, limit=50, candidates=args.candidates)
+                shown = [h.article.id for h in ours()]  # warms
+                fts += timed(ours, args.repeat)
+            if not args.skip_like:
+                like += timed(partial(like_search, engine, query, flagged), 1)
+            if postgres:
+                with sessions() as session:
+                    every = partial(search, session, filters, limit=50, candidates=None)
+                    reference = [h.article.id for h in every()]  # warms
+                    full += timed(every, args.repeat)
+                for total, top in ((top10, 10), (top50, 50)):
+                    found, wanted = agreement(shown, reference, top)
+                    total[0] += found
+                    total[1] += wanted
+        results[name] = {
+            "fts": summary(fts),
+            "like": summary(like) if like else None,
+            "full": summary(full) if full else None,
+            "top10": top10,
+            "top50": top50,
+        }
     return results
 
 
@@ -258,27 +285,46 @@ def export_rss(url: str, workdir: Path) -> tuple[float, float]:
 
 
 def run(url: str, label: str, args: argparse.Namespace, workdir: Path) -> None:
-    count, seed, repeat = args.articles, args.seed, args.repeat
+    count, seed = args.articles, args.seed
     engine = make_engine(url)
-    upgrade(engine)
-    print(f"{label}: filling {count:,} articles …", file=sys.stderr, flush=True)
-    seconds = fill(engine, count, seed)
+    seconds = 0.0
+    if not args.reuse:
+        upgrade(engine)
+        print(f"{label}: filling {count:,} articles …", file=sys.stderr, flush=True)
+        seconds = fill(engine, count, seed)
+        print(f"{label}: filled in {seconds:.0f} s", file=sys.stderr, flush=True)
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
-            conn.execute(text("ANALYZE articles"))
-    print(f"{label}: filled in {seconds:.0f} s", file=sys.stderr, flush=True)
-    results = measure(engine, label, repeat)
+            # Every table: the story lookups after the ranking need plans too.
+            conn.execute(text("ANALYZE"))
+    results = measure(engine, label, args)
     engine.dispose()
-    rss, export_seconds = export_rss(url, workdir)
-    print(f"\n{label}, {count:,} articles (filled in {seconds:.0f} s)")
+    filled = "reused" if args.reuse else f"filled in {seconds:.0f} s"
+    print(f"\n{label}, {count:,} articles ({filled})")
     print("| queries | search median ms | p95 ms | LIKE median ms | p95 ms | speed-up (median) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name in ("unfiltered", "flagged"):
-        (fm, fp), (lm, lp) = results[name]["fts"], results[name]["like"]
+        (fm, fp), like = results[name]["fts"], results[name]["like"]
+        if like is None:
+            print(f"| {name} | {fm:.1f} | {fp:.1f} | — | — | — |")
+            continue
+        (lm, lp) = like
         print(f"| {name} | {fm:.1f} | {fp:.1f} | {lm:.0f} | {lp:.0f} | {lm / fm:.0f}x |")
-    print(
-        f"export of {count:,} articles as JSON lines: {export_seconds:.0f} s, peak RSS {rss:.0f} MB"
-    )
+    for name in ("unfiltered", "flagged"):
+        if results[name]["full"] is None:
+            continue
+        (rm, rp), top10, top50 = (results[name][k] for k in ("full", "top10", "top50"))
+        print(
+            f"{name}: ranking every match's full vector (before 0012): median {rm:.1f} ms, "
+            f"p95 {rp:.1f} ms; the search shows {top10[0]}/{top10[1]} of its top 10s "
+            f"and {top50[0]}/{top50[1]} of its top 50s"
+        )
+    if not args.skip_export:
+        rss, export_seconds = export_rss(url, workdir)
+        print(
+            f"export of {count:,} articles as JSON lines: {export_seconds:.0f} s, "
+            f"peak RSS {rss:.0f} MB"
+        )
 
 
 def main() -> None:
@@ -290,15 +336,34 @@ def main() -> None:
     parser.add_argument(
         "--skip-sqlite", action="store_true", help="measure PostgreSQL only (needs --postgres)"
     )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=CANDIDATES,
+        help="PostgreSQL: matches ranked again on their full vector",
+    )
+    parser.add_argument("--skip-like", action="store_true", help="no LIKE baseline")
+    parser.add_argument("--skip-export", action="store_true", help="no export of everything")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="PostgreSQL only: measure the archive a previous run filled (same --articles)",
+    )
     args = parser.parse_args()
     if args.skip_sqlite and not args.postgres:
         parser.error("--skip-sqlite needs --postgres")
+    if args.reuse and not args.skip_sqlite:
+        parser.error("--reuse needs --skip-sqlite (the SQLite file is temporary)")
     with tempfile.TemporaryDirectory(prefix="deportwatch-bench-") as tmp:
         workdir = Path(tmp)
         if not args.skip_sqlite:
             run(f"sqlite:///{workdir / 'archive.db'}", "SQLite", args, workdir)
         if args.postgres:
-            run(fresh_schema(args.postgres, "bench_search"), "PostgreSQL", args, workdir)
+            if args.reuse:
+                url = schema_url(args.postgres, "bench_search")
+            else:
+                url = fresh_schema(args.postgres, "bench_search")
+            run(url, "PostgreSQL", args, workdir)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 The cost of a crawl must not grow with the archive: each lookup and update an
 item makes (dedup's URL, GUID, hash and band lookups, store's edits, flag
 evidence) is replayed under the database's own planner, on SQLite and
-PostgreSQL, and no plan may read a whole archive table.
+PostgreSQL, and no plan may read a whole archive table. A search's statements
+(the ranking, the shown rows, snippets, stories) are held to the same rule.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from scrapy.utils.test import get_crawler
 from sqlalchemy import Engine, event, text
 
 from db.engine import make_sessionmaker
+from db.models import Article
+from db.query import parse_query
 from db.repository.runs import ensure_source, known_entries
+from db.search import Filters, search
 from deportwatch.config.keywords import load_taxonomy
 from pipeline.dedup import DedupPipeline
 from pipeline.flag import FlagPipeline
@@ -144,3 +148,19 @@ def test_the_check_sees_a_whole_table_read(engine: Engine) -> None:
         {} if engine.dialect.name != "sqlite" else (),
     )
     assert steps
+
+
+def test_search_statements_use_indexes(
+    engine: Engine, corpus: dict[str, Article], statements: list[tuple[str, Any]]
+) -> None:
+    with make_sessionmaker(engine)() as session:
+        for query in ("Kherson OR Скадовська", "deported children", "депорт*"):
+            assert search(session, Filters(query=parse_query(query)))
+    distinct = {statement: parameters for statement, parameters in statements}
+    assert any("ts_rank" in s or "bm25" in s for s in distinct)
+    offenders = {
+        statement: steps
+        for statement, parameters in distinct.items()
+        if (steps := whole_table_reads(engine, statement, parameters))
+    }
+    assert offenders == {}

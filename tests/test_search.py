@@ -16,9 +16,11 @@ from typer.testing import CliRunner
 
 from db.models import Article
 from db.query import QueryError, fts5_expression, parse_query, tsquery_expression
+from db.repository.runs import ensure_source
 from db.search import Filters, search
 from deportwatch.cli.app import app
 from tests.conftest import REPO
+from tests.corpus import Corpus
 from tests.helpers import DEPORTWATCH
 
 runner = CliRunner()
@@ -97,6 +99,53 @@ def test_the_index_follows_updates_and_reflagging(
     session.delete(corpus["camp"])
     session.commit()
     assert ids(session, "лагерь") == []
+
+
+# Longer than the lead (migration 0012 keeps the first 600 characters).
+FILLER = " ".join(f"word{i}" for i in range(120))
+
+
+@pytest.fixture
+def evacuations(session: Session) -> dict[str, int]:
+    """Four reports of one word: in a title, twice and once in the lead, five
+    times after the lead only."""
+    corpus = Corpus(session)
+    source = ensure_source(session, "suspilne", "feed")
+    texts = {
+        "title": ("Evacuation of Kupiansk", "Buses left at dawn. " + FILLER),
+        "lead2": ("Buses left", "The evacuation began. The evacuation went on. " + FILLER),
+        "lead1": ("A convoy", "An evacuation was announced. " + FILLER),
+        "deep": ("A report", FILLER + " evacuation" * 5),
+    }
+    return {name: corpus.add(source, *pair).id for name, pair in texts.items()}
+
+
+def ranked(session: Session, candidates: int | None, limit: int = 50, offset: int = 0) -> list[int]:
+    filters = Filters(query=parse_query("evacuation"))
+    found = search(session, filters, limit, offset, stories=False, candidates=candidates)
+    return [h.article.id for h in found]
+
+
+def test_broad_questions_rank_the_best_leads_on_the_whole_text(
+    session: Session, evacuations: dict[str, int]
+) -> None:
+    title, lead2, lead1, deep = evacuations.values()
+    exact = ranked(session, candidates=None)
+    assert exact[0] == title  # a title hit first, on both databases
+    # As many candidates as matches: the ranking of every match's whole text.
+    assert ranked(session, candidates=4) == exact
+    # Pages follow on: the order is total, past the candidates too.
+    for candidates in (None, 2, 4):
+        pages = [ranked(session, candidates, limit=1, offset=n)[0] for n in range(4)]
+        assert pages == ranked(session, candidates)
+    if session.get_bind().dialect.name == "sqlite":
+        assert ranked(session, candidates=2) == exact  # bm25 reads its own index
+        return
+    # PostgreSQL ranks the whole text: five hits after the lead beat one or two in it.
+    assert exact == [title, deep, lead2, lead1]
+    # Only the best leads are ranked on the whole text: the five late hits come last.
+    assert ranked(session, candidates=3) == [title, lead2, lead1, deep]
+    assert ranked(session, candidates=2) == [title, lead2, lead1, deep]
 
 
 @pytest.mark.parametrize(
