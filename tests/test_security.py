@@ -29,6 +29,7 @@ FORMATTED_SQL = {
     ("db/migrate.py", "version"): "an int read from the database (PRAGMA takes no parameter)",
     ("db/migrations/versions/0007_search.py", "trigger"): "a loop over a constant tuple",
     ("db/migrations/versions/0007_search.py", "PG_VECTOR"): "a module constant (DDL)",
+    ("db/migrations/versions/0012_lead_vector.py", "PG_LEAD_VECTOR"): "a module constant (DDL)",
 }
 
 
