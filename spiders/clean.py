@@ -37,8 +37,9 @@ CROSS_LINK_PREFIXES = (
     "see also",
     "read more:",
 )
+# A marker before the words ("👉", ">>>", "▶") is still a cross-link.
 _CROSS_LINK = re.compile(
-    r"^\s*(?:" + "|".join(re.escape(p) for p in CROSS_LINK_PREFIXES) + r")(?=$|[\s:.,;—–-])",
+    r"^[\W_]*(?:" + "|".join(re.escape(p) for p in CROSS_LINK_PREFIXES) + r")(?=$|[\s:.,;—–-])",
     re.IGNORECASE,
 )
 # A cross-link inside the body is dropped only when it is a bare link line:
@@ -84,6 +85,8 @@ def strip_site_name(title: str, site_names: tuple[str, ...] | list[str], url: st
     clause keeps it.
     """
     names = {_folded(name) for name in [*site_names, *_host_names(url)] if _folded(name)}
+    # "&nbsp;—" before a site name is common typography: any space is a space here.
+    title = " ".join(title.split())
     for separator in _SEPARATORS:
         spaced = f" {separator} "
         head, found, tail = title.rpartition(spaced)

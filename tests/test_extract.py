@@ -202,8 +202,19 @@ def test_literal_ampersands_stay_and_a_host_name_suffix_goes() -> None:
         ("Армія - NRC", "Армія - NRC"),  # a dash clause that is no site name stays
         ("Суд виніс вирок — Видавець Тест", "Суд виніс вирок"),  # the JSON-LD publisher
         ("Приклад", "Приклад"),  # a title that is only the site name stays
+        ("Суд виніс вирок&nbsp;— Приклад", "Суд виніс вирок"),  # typographic no-break space
+        ("Суд виніс вирок —&nbsp;ПРИКЛАД", "Суд виніс вирок"),
     ],
-    ids=["double-escaped", "literal-ampersands", "leading-name", "not-a-name", "publisher", "only"],
+    ids=[
+        "double-escaped",
+        "literal-ampersands",
+        "leading-name",
+        "not-a-name",
+        "publisher",
+        "only",
+        "nbsp-before-dash",
+        "nbsp-after-dash",
+    ],
 )
 def test_title_clean_up(og_title: str, title: str) -> None:
     head = (
@@ -228,6 +239,19 @@ def test_cross_link_inside_a_real_paragraph_is_kept() -> None:
     response = page('<script type="application/ld+json">{"@type": "NewsArticle"}</script>', body)
     found = extract_article(response.selector, response.url, Selectors())
     assert found.text.split("\n") == paragraphs[:3]
+
+
+def test_cross_links_behind_a_marker_go_too() -> None:
+    paragraphs = [
+        "Перший абзац новини про відкриття нового центру допомоги в області.",
+        "&gt;&gt; Читайте також: Інша новина про інший центр",
+        "Останній абзац новини з подробицями про роботу центру та графік прийому.",
+        "👉 Читайте матеріал «Інша історія про інший центр»",
+    ]
+    body = "<article>" + "".join(f"<p>{p}</p>" for p in paragraphs) + "</article>"
+    response = page('<script type="application/ld+json">{"@type": "NewsArticle"}</script>', body)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == [paragraphs[0], paragraphs[2]]
 
 
 @pytest.mark.e2e
