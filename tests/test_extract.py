@@ -254,6 +254,48 @@ def test_cross_links_behind_a_marker_go_too() -> None:
     assert found.text.split("\n") == [paragraphs[0], paragraphs[2]]
 
 
+def test_image_captions_are_not_body_text() -> None:
+    # Two caption forms a real report page uses: a labelled caption block after
+    # the image, and a paragraph that is only italics right after an image.
+    # A caption names who is in a photo, which is also why it is not kept.
+    paragraphs = [
+        "Перший абзац звіту про дотримання стандартів у новинах за місяць.",
+        "Другий абзац звіту з подробицями про кожне видання та його показники.",
+        "Третій абзац звіту, де курсивом виділено <em>лише одне слово</em> у реченні.",
+    ]
+    body = (
+        "<article><div class='content'>"
+        f"<p>{paragraphs[0]}</p>"
+        "<div class='pic'><img src='/a.jpg' alt=''></div>"
+        "<div class='pic'><em><span class='pic-label img_caption'>Підпис до схеми</span></em></div>"
+        f"<p>{paragraphs[1]}</p>"
+        "<div class='pic'><a href='/b.jpg'><img src='/b.jpg' alt=''></a></div>"
+        "<p style='text-align: center;'><em><span>Знімок екрана з сайту</span></em></p>"
+        f"<p>{paragraphs[2]}</p>"
+        "<figure><img src='/c.jpg' alt=''><figcaption>Підпис під фото</figcaption></figure>"
+        "</div></article>"
+    )
+    response = page('<script type="application/ld+json">{"@type": "NewsArticle"}</script>', body)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == [
+        paragraphs[0],
+        paragraphs[1],
+        paragraphs[2].replace("<em>", "").replace("</em>", ""),
+    ]
+
+
+def test_an_italic_paragraph_that_follows_no_image_stays() -> None:
+    lines = [
+        "Перший абзац новини про відкриття нового центру допомоги в області.",
+        "Повідомлення пресслужби обласної адміністрації, наведене повністю.",
+        "Останній абзац новини з подробицями про роботу центру та графік прийому.",
+    ]
+    body = f"<article><p>{lines[0]}</p><p><em>{lines[1]}</em></p><p>{lines[2]}</p></article>"
+    response = page('<script type="application/ld+json">{"@type": "NewsArticle"}</script>', body)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == lines
+
+
 @pytest.mark.e2e
 def test_replayed_crawl_stores_clean_titles_and_bodies(database_url: str, tmp_path: Path) -> None:
     """The real command over the synthetic pages: what lands in the archive is clean."""
