@@ -98,12 +98,22 @@ def strip_site_name(title: str, site_names: tuple[str, ...] | list[str], url: st
     return title
 
 
+# An article element often opens with its own header: a rubric, a date and
+# time, then the headline. Lines that short above the headline go with it.
+_HEADER_LINES = 3
+_HEADER_CHARS = 60
+
+
 def drop_repeated_headline(text: str, titles: list[str]) -> str:
-    """The body without a first paragraph that only repeats the headline."""
-    first, newline, rest = text.partition("\n")
-    folded = _folded(first)
-    if newline and folded and any(folded == _folded(title) for title in titles if title):
-        return rest.lstrip("\n")
+    """The body without the headline repeated at its top, nor the header lines above it."""
+    wanted = {folded for folded in (_folded(title) for title in titles if title) if folded}
+    lines = text.split("\n")
+    for index, line in enumerate(lines[:_HEADER_LINES]):
+        rest = "\n".join(lines[index + 1 :]).lstrip("\n")
+        if _folded(line) in wanted and rest.strip():
+            return rest
+        if len(line.strip()) > _HEADER_CHARS:
+            break
     return text
 
 

@@ -254,6 +254,44 @@ def test_cross_links_behind_a_marker_go_too() -> None:
     assert found.text.split("\n") == [paragraphs[0], paragraphs[2]]
 
 
+@pytest.mark.parametrize(
+    "header",
+    ["<div class='date'>3 грудня 2026, 12:30</div>", "<div class='rubric'>Новини</div>", ""],
+    ids=["date-above", "rubric-above", "headline-only"],
+)
+def test_an_article_header_above_the_repeated_headline_goes_with_it(header: str) -> None:
+    headline = "Суд виніс вирок у справі про незаконне переміщення людей"
+    paragraphs = [
+        "Перший абзац новини про рішення суду, досить довгий для того, щоб бути справжнім абзацом.",
+        "Другий абзац новини з подробицями про розгляд справи та наступні кроки сторін.",
+    ]
+    body = f"<article>{header}<h1>{headline}</h1>" + "".join(f"<p>{p}</p>" for p in paragraphs)
+    response = page(
+        f'<meta property="og:title" content="{headline}">'
+        '<script type="application/ld+json">{"@type": "NewsArticle"}</script>',
+        body + "</article>",
+    )
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == paragraphs
+
+
+def test_a_line_like_the_headline_after_a_real_paragraph_stays() -> None:
+    headline = "Суд виніс вирок"
+    paragraphs = [
+        "Перший абзац новини про рішення суду, досить довгий для того, щоб бути справжнім абзацом тексту.",
+        "Суд виніс вирок",
+        "Останній абзац новини з подробицями про розгляд справи та наступні кроки сторін.",
+    ]
+    body = "<article>" + "".join(f"<p>{p}</p>" for p in paragraphs) + "</article>"
+    response = page(
+        f'<meta property="og:title" content="{headline}">'
+        '<script type="application/ld+json">{"@type": "NewsArticle"}</script>',
+        body,
+    )
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == paragraphs
+
+
 def test_image_captions_are_not_body_text() -> None:
     # Two caption forms a real report page uses: a labelled caption block after
     # the image, and a paragraph that is only italics right after an image.
