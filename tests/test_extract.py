@@ -322,6 +322,16 @@ def test_image_captions_are_not_body_text() -> None:
     ]
 
 
+def test_a_long_block_whose_class_names_a_caption_stays() -> None:
+    # Only a line or two is a caption; a theme may name a whole text block so.
+    long = "Довгий абзац у блоці з таким класом, що розповідає про події дня докладно. " * 6
+    lines = ["Перший абзац новини про відкриття нового центру допомоги в області.", long.strip()]
+    body = f"<article><p>{lines[0]}</p><div class='caption-text'><p>{lines[1]}</p></div></article>"
+    response = page('<script type="application/ld+json">{"@type": "NewsArticle"}</script>', body)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == lines
+
+
 def test_an_italic_paragraph_that_follows_no_image_stays() -> None:
     lines = [
         "Перший абзац новини про відкриття нового центру допомоги в області.",
