@@ -37,8 +37,9 @@ CROSS_LINK_PREFIXES = (
     "see also",
     "read more:",
 )
+# A marker before the words ("👉", ">>>", "▶") is still a cross-link.
 _CROSS_LINK = re.compile(
-    r"^\s*(?:" + "|".join(re.escape(p) for p in CROSS_LINK_PREFIXES) + r")(?=$|[\s:.,;—–-])",
+    r"^[\W_]*(?:" + "|".join(re.escape(p) for p in CROSS_LINK_PREFIXES) + r")(?=$|[\s:.,;—–-])",
     re.IGNORECASE,
 )
 # A cross-link inside the body is dropped only when it is a bare link line:
@@ -84,6 +85,8 @@ def strip_site_name(title: str, site_names: tuple[str, ...] | list[str], url: st
     clause keeps it.
     """
     names = {_folded(name) for name in [*site_names, *_host_names(url)] if _folded(name)}
+    # "&nbsp;—" before a site name is common typography: any space is a space here.
+    title = " ".join(title.split())
     for separator in _SEPARATORS:
         spaced = f" {separator} "
         head, found, tail = title.rpartition(spaced)
@@ -95,12 +98,22 @@ def strip_site_name(title: str, site_names: tuple[str, ...] | list[str], url: st
     return title
 
 
+# An article element often opens with its own header: a rubric, a date and
+# time, then the headline. Lines that short above the headline go with it.
+_HEADER_LINES = 3
+_HEADER_CHARS = 60
+
+
 def drop_repeated_headline(text: str, titles: list[str]) -> str:
-    """The body without a first paragraph that only repeats the headline."""
-    first, newline, rest = text.partition("\n")
-    folded = _folded(first)
-    if newline and folded and any(folded == _folded(title) for title in titles if title):
-        return rest.lstrip("\n")
+    """The body without the headline repeated at its top, nor the header lines above it."""
+    wanted = {folded for folded in (_folded(title) for title in titles if title) if folded}
+    lines = text.split("\n")
+    for index, line in enumerate(lines[:_HEADER_LINES]):
+        rest = "\n".join(lines[index + 1 :]).lstrip("\n")
+        if _folded(line) in wanted and rest.strip():
+            return rest
+        if len(line.strip()) > _HEADER_CHARS:
+            break
     return text
 
 

@@ -79,6 +79,38 @@ def _selector_body(sel: Selector, selectors: Selectors) -> str | None:
     return "\n".join(paragraphs) or None
 
 
+# A caption is a line or two; a longer block with "caption" in its class is not one.
+_CAPTION_CHARS = 300
+_CAPTIONS = '//figcaption | //*[contains(@class, "caption")]'
+# A paragraph or block right after an image-only block whose text is all italics.
+_AFTER_IMAGE = (
+    "//*[self::p or self::div][preceding-sibling::*[1][.//img and normalize-space(string()) = '']]"
+)
+
+
+def _squeezed(texts: list[str]) -> str:
+    return "".join("".join(texts).split())
+
+
+def _drop_captions(sel: Selector) -> None:
+    """Image captions out of the page before the body is read.
+
+    Without its image a caption is a stray line in the text ("Screenshot of
+    the site", a chart's legend), and a photo's caption names who is in it.
+    Two forms: an element the page marks as a caption (``<figcaption>``, a
+    class holding "caption"), and a short paragraph that is all italics right
+    after a block holding only an image.
+    """
+    for node in sel.xpath(_CAPTIONS):
+        if len(node.xpath("normalize-space(string())").get("")) <= _CAPTION_CHARS:
+            node.drop()
+    for node in sel.xpath(_AFTER_IMAGE):
+        text = _squeezed(node.xpath(".//text()").getall())
+        italic = _squeezed(node.xpath(".//em//text() | .//i//text()").getall())
+        if text and text == italic and len(text) <= _CAPTION_CHARS:
+            node.drop()
+
+
 def _article_only(sel: Selector) -> lxml_html.HtmlElement | None:
     """The page cut down to its ``<article>``, when the page marks its article clearly.
 
@@ -164,6 +196,7 @@ def extract_article(
 
     for css in selectors.drop:
         sel.css(css).drop()
+    _drop_captions(sel)
 
     body_from = "selector"
     text = _selector_body(sel, selectors)

@@ -202,8 +202,19 @@ def test_literal_ampersands_stay_and_a_host_name_suffix_goes() -> None:
         ("Армія - NRC", "Армія - NRC"),  # a dash clause that is no site name stays
         ("Суд виніс вирок — Видавець Тест", "Суд виніс вирок"),  # the JSON-LD publisher
         ("Приклад", "Приклад"),  # a title that is only the site name stays
+        ("Суд виніс вирок&nbsp;— Приклад", "Суд виніс вирок"),  # typographic no-break space
+        ("Суд виніс вирок —&nbsp;ПРИКЛАД", "Суд виніс вирок"),
     ],
-    ids=["double-escaped", "literal-ampersands", "leading-name", "not-a-name", "publisher", "only"],
+    ids=[
+        "double-escaped",
+        "literal-ampersands",
+        "leading-name",
+        "not-a-name",
+        "publisher",
+        "only",
+        "nbsp-before-dash",
+        "nbsp-after-dash",
+    ],
 )
 def test_title_clean_up(og_title: str, title: str) -> None:
     head = (
@@ -228,6 +239,109 @@ def test_cross_link_inside_a_real_paragraph_is_kept() -> None:
     response = page('<script type="application/ld+json">{"@type": "NewsArticle"}</script>', body)
     found = extract_article(response.selector, response.url, Selectors())
     assert found.text.split("\n") == paragraphs[:3]
+
+
+def test_cross_links_behind_a_marker_go_too() -> None:
+    paragraphs = [
+        "Перший абзац новини про відкриття нового центру допомоги в області.",
+        "&gt;&gt; Читайте також: Інша новина про інший центр",
+        "Останній абзац новини з подробицями про роботу центру та графік прийому.",
+        "👉 Читайте матеріал «Інша історія про інший центр»",
+    ]
+    body = "<article>" + "".join(f"<p>{p}</p>" for p in paragraphs) + "</article>"
+    response = page('<script type="application/ld+json">{"@type": "NewsArticle"}</script>', body)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == [paragraphs[0], paragraphs[2]]
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["<div class='date'>3 грудня 2026, 12:30</div>", "<div class='rubric'>Новини</div>", ""],
+    ids=["date-above", "rubric-above", "headline-only"],
+)
+def test_an_article_header_above_the_repeated_headline_goes_with_it(header: str) -> None:
+    headline = "Суд виніс вирок у справі про незаконне переміщення людей"
+    paragraphs = [
+        "Перший абзац новини про рішення суду, досить довгий для того, щоб бути справжнім абзацом.",
+        "Другий абзац новини з подробицями про розгляд справи та наступні кроки сторін.",
+    ]
+    body = f"<article>{header}<h1>{headline}</h1>" + "".join(f"<p>{p}</p>" for p in paragraphs)
+    response = page(
+        f'<meta property="og:title" content="{headline}">'
+        '<script type="application/ld+json">{"@type": "NewsArticle"}</script>',
+        body + "</article>",
+    )
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == paragraphs
+
+
+def test_a_line_like_the_headline_after_a_real_paragraph_stays() -> None:
+    headline = "Суд виніс вирок"
+    paragraphs = [
+        "Перший абзац новини про рішення суду, досить довгий для того, щоб бути справжнім абзацом тексту.",
+        "Суд виніс вирок",
+        "Останній абзац новини з подробицями про розгляд справи та наступні кроки сторін.",
+    ]
+    body = "<article>" + "".join(f"<p>{p}</p>" for p in paragraphs) + "</article>"
+    response = page(
+        f'<meta property="og:title" content="{headline}">'
+        '<script type="application/ld+json">{"@type": "NewsArticle"}</script>',
+        body,
+    )
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == paragraphs
+
+
+def test_image_captions_are_not_body_text() -> None:
+    # Two caption forms a real report page uses: a labelled caption block after
+    # the image, and a paragraph that is only italics right after an image.
+    # A caption names who is in a photo, which is also why it is not kept.
+    paragraphs = [
+        "Перший абзац звіту про дотримання стандартів у новинах за місяць.",
+        "Другий абзац звіту з подробицями про кожне видання та його показники.",
+        "Третій абзац звіту, де курсивом виділено <em>лише одне слово</em> у реченні.",
+    ]
+    body = (
+        "<article><div class='content'>"
+        f"<p>{paragraphs[0]}</p>"
+        "<div class='pic'><img src='/a.jpg' alt=''></div>"
+        "<div class='pic'><em><span class='pic-label img_caption'>Підпис до схеми</span></em></div>"
+        f"<p>{paragraphs[1]}</p>"
+        "<div class='pic'><a href='/b.jpg'><img src='/b.jpg' alt=''></a></div>"
+        "<p style='text-align: center;'><em><span>Знімок екрана з сайту</span></em></p>"
+        f"<p>{paragraphs[2]}</p>"
+        "<figure><img src='/c.jpg' alt=''><figcaption>Підпис під фото</figcaption></figure>"
+        "</div></article>"
+    )
+    response = page('<script type="application/ld+json">{"@type": "NewsArticle"}</script>', body)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == [
+        paragraphs[0],
+        paragraphs[1],
+        paragraphs[2].replace("<em>", "").replace("</em>", ""),
+    ]
+
+
+def test_a_long_block_whose_class_names_a_caption_stays() -> None:
+    # Only a line or two is a caption; a theme may name a whole text block so.
+    long = "Довгий абзац у блоці з таким класом, що розповідає про події дня докладно. " * 6
+    lines = ["Перший абзац новини про відкриття нового центру допомоги в області.", long.strip()]
+    body = f"<article><p>{lines[0]}</p><div class='caption-text'><p>{lines[1]}</p></div></article>"
+    response = page('<script type="application/ld+json">{"@type": "NewsArticle"}</script>', body)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == lines
+
+
+def test_an_italic_paragraph_that_follows_no_image_stays() -> None:
+    lines = [
+        "Перший абзац новини про відкриття нового центру допомоги в області.",
+        "Повідомлення пресслужби обласної адміністрації, наведене повністю.",
+        "Останній абзац новини з подробицями про роботу центру та графік прийому.",
+    ]
+    body = f"<article><p>{lines[0]}</p><p><em>{lines[1]}</em></p><p>{lines[2]}</p></article>"
+    response = page('<script type="application/ld+json">{"@type": "NewsArticle"}</script>', body)
+    found = extract_article(response.selector, response.url, Selectors())
+    assert found.text.split("\n") == lines
 
 
 @pytest.mark.e2e

@@ -50,7 +50,7 @@ EDGE = 120
 ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-f]+|[a-z][a-z0-9]+);", re.IGNORECASE)
 TITLE_SEPARATORS = (" — ", " – ", " - ", " | ", " · ", " :: ")
 CROSS_LINK = re.compile(
-    r"^\s*(читайте|дивіться|смотрите|також читайте|read also|read more|see also|also read)\b",
+    r"^[\W_]*(читайте|дивіться|смотрите|також читайте|read also|read more|see also|also read)\b",
     re.IGNORECASE,
 )
 SUBSCRIBE = re.compile(
