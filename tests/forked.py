@@ -9,8 +9,9 @@ new), the environment, working directory, argv, standard streams, logging,
 warning filters and signal handlers are those a fresh ``deportwatch`` process
 has, and the parent reads the exit code, stdout and stderr as from
 ``subprocess.run``. Commands that are signalled or killed while running
-(``serve``, ``schedule``, the crash test's crawls) still start the real
-executable, as does every command when DEPORTWATCH_TEST_EXEC=1 is set.
+(``serve``, ``schedule``) still start the real executable, as does every
+command when DEPORTWATCH_TEST_EXEC=1 is set; the crash test kills forked
+crawls (``Forked``), as SIGKILL-able as any process.
 """
 
 from __future__ import annotations
@@ -83,6 +84,34 @@ def run_forked(
         b"".join(chunks[out_read]).decode("utf-8", "replace"),
         b"".join(chunks[err_read]).decode("utf-8", "replace"),
     )
+
+
+class Forked:
+    """A command started in a forked child with its output discarded, which a
+    test kills: ``poll``, ``kill`` and ``wait`` as ``subprocess.Popen`` has them."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], cwd: Path) -> None:
+        self.returncode: int | None = None
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            _child(args, env, cwd, devnull, os.dup(devnull))
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
 
 
 def _child(args: list[str], env: Mapping[str, str], cwd: Path, out: int, err: int) -> None:
