@@ -5,6 +5,7 @@ and PostgreSQL."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -186,7 +187,13 @@ class RabbitMQ:
                 start_new_session=True,
             )
         # 7-13 s on a loaded 2-core machine, 20 s and more when it is very busy.
-        wait_for(lambda: self._answers(process), 120, "rabbitmq-server to answer")
+        try:
+            wait_for(lambda: self._answers(process), 120, "rabbitmq-server to answer")
+        except BaseException:  # pytest.fail included: no node left running
+            with contextlib.suppress(ProcessLookupError):  # it may have exited
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+            raise
         return process
 
     def _answers(self, process: subprocess.Popen[bytes]) -> bool:
