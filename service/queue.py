@@ -91,7 +91,9 @@ def make_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,  # a worker takes a crawl only when it has room for it
         task_default_queue=QUEUE,
         task_ignore_result=True,  # the archive's run rows are the results
-        broker_transport_options=_transport_options(visibility_timeout(settings, sources)),
+        broker_transport_options=_transport_options(
+            settings.broker_url, visibility_timeout(settings, sources)
+        ),
         broker_connection_retry_on_startup=True,
         # A crawl running when the broker goes away goes on (its ack is lost with
         # the connection; the scheduler sees the run and sends it no second time).
@@ -105,10 +107,14 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
-def _transport_options(visibility: float) -> dict[str, Any]:
+def _transport_options(url: str, visibility: float) -> dict[str, Any]:
+    if url.split(":", 1)[0] in ("amqp", "amqps", "pyamqp"):
+        # RabbitMQ puts a taken task back when its worker's connection drops, and
+        # has no visibility timeout. A sent task is on the broker once it says so
+        # (publisher confirms): a broker restart right after cannot lose it.
+        return {"confirm_publish": True}
     # Redis: a taken task not acknowledged within ``visibility`` seconds is put
-    # back; workers look for such tasks every tenth of it (10 s at most). Other
-    # transports ignore these.
+    # back; workers look for such tasks every tenth of it (10 s at most).
     return {
         "visibility_timeout": visibility,
         "unacked_restore_interval": max(1.0, min(10.0, visibility / 10)),
@@ -201,10 +207,12 @@ def queue_depth(app: Celery) -> int:
     """Crawls waiting in the queue (not those a worker has taken)."""
     with app.connection_for_read() as connection:
         connection.ensure_connection(max_retries=1, interval_start=0, timeout=5)
+        # The transport's own channel errors: RabbitMQ's 404 NOT_FOUND among them.
+        absent: tuple[type[BaseException], ...] = (ChannelError, *connection.channel_errors)
         try:
             channel: Any = connection.default_channel  # kombu's virtual or AMQP channel
             declared = channel.queue_declare(queue=QUEUE, passive=True)
-        except ChannelError:  # no worker has declared it yet: nothing waits
+        except absent:  # no worker has declared it yet: nothing waits
             return 0
         return int(declared.message_count)
 

@@ -1,8 +1,12 @@
-"""Crawl workers on a real Celery queue: a real redis-server, real ``deportwatch
-worker`` processes, sources on loopback, the archive on SQLite and PostgreSQL."""
+"""Crawl workers on a real Celery queue: a real redis-server or rabbitmq-server,
+real ``deportwatch worker`` processes, sources on loopback, the archive on SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -11,7 +15,9 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
+import amqp
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
@@ -28,11 +34,36 @@ PAGES = (
     "national-resistance-center-russia-moves-deported-ukrainians-to-55-distant-regions",
     "power-restored-to-most-of-kharkiv-after-overnight-strike-on-substation",
 )
-# A crawl may run 45 s (a crawl of two pages takes 3-20 s, mostly the child's
-# start, on a busy 2-core machine); its task is delivered again 56 s after a
-# worker took it and vanished (the least the worker allows: 45 s + 10 s to stop
-# it, + 1).
+# A crawl of two pages on loopback takes 4-10 s, mostly its child's start; on a
+# loaded 2-core machine, with two at once, up to about 20 s. Each may run 45 s.
 QUEUE_SETTINGS = {"crawl_timeout": "45", "broker_visibility_timeout": "56", "queue_tick": "0.5"}
+# Where one crawl runs at a time and a test waits for Redis to deliver a task again
+# (the least the worker allows: the crawl's 30 s + 10 s to stop it + 1).
+# RabbitMQ needs no such wait: it delivers a task again when its worker's
+# connection drops.
+REDELIVERY_SETTINGS = QUEUE_SETTINGS | {"crawl_timeout": "30", "broker_visibility_timeout": "41"}
+# The broker and the archive are parts that never meet: each scenario runs on each
+# broker and on each archive (the two diagonals of broker x archive), not on all
+# four pairs. Where Redis waits out its visibility timeout, it runs on PostgreSQL;
+# the archive's side of a lost worker or a broker restart (the lost run closed,
+# the source's lock freed, nothing stored twice) then runs on SQLite with
+# RabbitMQ, which needs no wait.
+REDIS_PG_RABBITMQ_SQLITE = pytest.mark.parametrize(
+    ("broker", "database_url"),
+    [("redis", "postgresql"), ("rabbitmq", "sqlite")],
+    indirect=True,
+)
+REDIS_SQLITE_RABBITMQ_PG = pytest.mark.parametrize(
+    ("broker", "database_url"),
+    [("redis", "sqlite"), ("rabbitmq", "postgresql")],
+    indirect=True,
+)
+
+
+class Broker(Protocol):
+    url: str
+
+    def restart(self) -> None: ...
 
 
 class Redis:
@@ -79,6 +110,147 @@ def redis(tmp_path: Path) -> Iterator[Redis]:
     server = Redis(tmp_path)
     yield server
     server.stop()
+
+
+# Not /usr/sbin/rabbitmq-server: as root, that wrapper runs the server as the
+# rabbitmq user, who cannot write the test's folder.
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+class RabbitMQ:
+    """rabbitmq-server on free loopback ports, its data in ``workdir``, no plugins.
+
+    It takes seconds to start (an Erlang node loading RabbitMQ's modules), so one
+    serves a module's tests; each test has a virtual host of its own (``vhost()``):
+    its queues, messages and workers' control exchanges are its own."""
+
+    USER, PASSWORD = "deportwatch", "test"
+
+    def __init__(self, workdir: Path, vhosts: int = 32) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self._vhosts = iter(f"t{i}" for i in range(vhosts))
+        config = workdir / "rabbitmq.conf"
+        definitions = workdir / "definitions.json"
+        definitions.write_text(json.dumps(self._definitions(vhosts)))
+        config.write_text(
+            f"listeners.tcp.1 = 127.0.0.1:{self.port}\n"
+            f"load_definitions = {definitions}\n"  # the user and vhosts, made at boot
+        )
+        (workdir / "enabled_plugins").write_text("[].\n")
+        (workdir / "rabbitmq-env.conf").write_text("")  # not the machine's (its node name)
+        self.env = os.environ | {
+            "HOME": str(workdir),  # its Erlang cookie goes here
+            "RABBITMQ_NODENAME": f"deportwatch-test-{self.port}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_CONFIG_FILE": str(config),
+            "RABBITMQ_CONF_ENV_FILE": str(workdir / "rabbitmq-env.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(workdir / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(workdir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(workdir / "log"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+        self.process = self._start()
+
+    def _definitions(self, vhosts: int) -> dict[str, object]:
+        salt = os.urandom(4)  # RabbitMQ's SHA-256 password hash: salt, then the digest
+        digest = hashlib.sha256(salt + self.PASSWORD.encode()).digest()
+        names = [f"t{i}" for i in range(vhosts)]
+        everything = {"configure": ".*", "write": ".*", "read": ".*"}
+        return {
+            "users": [
+                {
+                    "name": self.USER,
+                    "password_hash": base64.b64encode(salt + digest).decode(),
+                    "hashing_algorithm": "rabbit_password_hashing_sha256",
+                    "tags": ["administrator"],
+                }
+            ],
+            "vhosts": [{"name": name} for name in names],
+            "permissions": [{"user": self.USER, "vhost": name, **everything} for name in names],
+        }
+
+    def vhost(self) -> str:
+        """The URL of a virtual host no test has used."""
+        return f"amqp://{self.USER}:{self.PASSWORD}@127.0.0.1:{self.port}/{next(self._vhosts)}"
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        with (self.workdir / "server.log").open("ab") as log:
+            process = subprocess.Popen(
+                [RABBITMQ_SERVER],
+                env=self.env,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        # 7-13 s on a loaded 2-core machine, 20 s and more when it is very busy.
+        try:
+            wait_for(lambda: self._answers(process), 120, "rabbitmq-server to answer")
+        except BaseException:  # pytest.fail included: no node left running
+            with contextlib.suppress(ProcessLookupError):  # it may have exited
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+            raise
+        return process
+
+    def _answers(self, process: subprocess.Popen[bytes]) -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"rabbitmq-server exited:\n{(self.workdir / 'server.log').read_text()}")
+        connection = amqp.Connection(
+            f"127.0.0.1:{self.port}",
+            userid=self.USER,
+            password=self.PASSWORD,
+            virtual_host="t0",
+            connect_timeout=2,
+        )
+        try:
+            connection.connect()
+        except (OSError, amqp.exceptions.AMQPError):
+            return False
+        connection.close()
+        return True
+
+    def restart(self) -> None:
+        """Stopped and started again on the same data: durable queues and their
+        persistent messages come back, unacknowledged ones are ready again."""
+        self.stop()
+        self.process = self._start()
+
+    def stop(self) -> None:
+        self.process.terminate()  # rabbitmq-server stops the node cleanly on SIGTERM
+        self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQ]:
+    if not Path(RABBITMQ_SERVER).exists():
+        pytest.skip("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+    server = RabbitMQ(tmp_path_factory.mktemp("rabbitmq"))
+    yield server
+    server.stop()
+
+
+class RabbitMQHost:
+    """A test's virtual host on the module's RabbitMQ."""
+
+    def __init__(self, server: RabbitMQ) -> None:
+        self.server = server
+        self.url = server.vhost()
+
+    def restart(self) -> None:
+        self.server.restart()
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request: pytest.FixtureRequest) -> Broker:
+    """The broker, Redis (the default) or RabbitMQ (by its amqp:// URL)."""
+    if request.param == "redis":
+        server: Redis = request.getfixturevalue("redis")
+        return server
+    return RabbitMQHost(request.getfixturevalue("rabbitmq_server"))
 
 
 class Process:
@@ -204,12 +376,13 @@ def closed_ok(database_url: str, names: list[str]) -> bool:
     return done >= set(names)
 
 
+@REDIS_SQLITE_RABBITMQ_PG
 def test_two_workers_share_a_sweep_and_crawl_each_source_once(
-    site: LoopbackSite, database_url: str, tmp_path: Path, redis: Redis, processes: list[Process]
+    site: LoopbackSite, database_url: str, tmp_path: Path, broker: Broker, processes: list[Process]
 ) -> None:
     names = [f"outlet-{i}" for i in range(4)]
     sources = outlets(site, names)
-    env = cli_env(database_url, sources, tmp_path, broker_url=redis.url, **QUEUE_SETTINGS)
+    env = cli_env(database_url, sources, tmp_path, broker_url=broker.url, **QUEUE_SETTINGS)
     workers = [worker(processes, env, tmp_path, f"w{i}@test") for i in (1, 2)]
 
     result = run_cli(
@@ -217,7 +390,7 @@ def test_two_workers_share_a_sweep_and_crawl_each_source_once(
         database_url,
         sources,
         tmp_path,
-        broker_url=redis.url,
+        broker_url=broker.url,
         **QUEUE_SETTINGS,
     )
 
@@ -251,7 +424,7 @@ def test_two_workers_share_a_sweep_and_crawl_each_source_once(
             database_url,
             sources,
             tmp_path,
-            broker_url=redis.url,
+            broker_url=broker.url,
             **QUEUE_SETTINGS,
         )
         return done.returncode, done.stdout
@@ -261,26 +434,33 @@ def test_two_workers_share_a_sweep_and_crawl_each_source_once(
     assert check() == (1, "worker w1@test does not answer\n")
 
 
+@REDIS_PG_RABBITMQ_SQLITE
 def test_a_crawl_killed_with_its_worker_is_finished_by_another(
-    site: LoopbackSite, database_url: str, tmp_path: Path, redis: Redis, processes: list[Process]
+    site: LoopbackSite, database_url: str, tmp_path: Path, broker: Broker, processes: list[Process]
 ) -> None:
     sources = outlets(site, ["slow"])
     slow_page = f"/slow/news/{PAGES[1]}/"
     site.delays[slow_page] = 30  # the crawl hangs on its second page
-    env = cli_env(database_url, sources, tmp_path, broker_url=redis.url, **QUEUE_SETTINGS)
+    env = cli_env(database_url, sources, tmp_path, broker_url=broker.url, **REDELIVERY_SETTINGS)
     first = worker(processes, env, tmp_path, "first@test")
     waiting = Process(["crawl", "slow", "--queue"], env, tmp_path / "crawl.log")
     processes.append(waiting)
     wait_for(lambda: bool(site.times(slow_page)), 30, "the crawl to reach its slow page")
 
     [started] = first.events("crawl.start")
-    shown = run_cli(["status"], database_url, sources, tmp_path, broker_url=redis.url)
+    shown = run_cli(["status"], database_url, sources, tmp_path, broker_url=broker.url)
     assert f"slow: crawling on {socket.gethostname()}, pid {started['pid']}, since" in shown.stdout
     assert "queue: 0 crawls wait for a worker" in shown.stdout
     first.kill9()  # the worker and its pool; the kernel ends its crawl (PR_SET_PDEATHSIG)
     wait_for(lambda: not alive(int(str(started["pid"]))), 10, "the killed worker's crawl to end")
     site.delays.pop(slow_page)
     second = worker(processes, env, tmp_path, "second@test", ready=False)
+    # Meanwhile (Redis delivers the task again only after its visibility timeout),
+    # the same crawl without a kill, into an archive of its own.
+    reference = f"sqlite:///{tmp_path / 'reference.db'}"
+    (tmp_path / "ref").mkdir()
+    done = run_cli(["crawl", "slow"], reference, sources, tmp_path / "ref")
+    assert done.returncode == 0, done.stdout + done.stderr
     assert waiting.process.wait(timeout=180) == 0, waiting.text()
 
     outcomes = [(run.outcome, run.error_text or "") for _, run in runs(database_url)]
@@ -291,12 +471,7 @@ def test_a_crawl_killed_with_its_worker_is_finished_by_another(
     wait_for(lambda: bool(second.events("crawl.end")), 10, "the second worker's crawl.end")
     assert [str(e["source"]) for e in second.events("crawl.end")] == ["slow"]
     assert not first.events("crawl.end")
-    # The same archive as one crawl without a kill, into an archive of its own.
-    reference = f"sqlite:///{tmp_path / 'reference.db'}"
-    (tmp_path / "ref").mkdir()
-    done = run_cli(["crawl", "slow"], reference, sources, tmp_path / "ref")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert archive(database_url) == archive(reference)
+    assert archive(database_url) == archive(reference)  # as if there had been no kill
     assert len(archive(reference)) == 2
 
 
@@ -325,21 +500,26 @@ def test_two_schedulers_enqueue_each_due_source_once(
     assert sorted(enqueued) == names  # each due source once, by the leader
 
 
+@REDIS_PG_RABBITMQ_SQLITE
 def test_a_broker_restart_mid_sweep_loses_no_due_crawl(
-    site: LoopbackSite, database_url: str, tmp_path: Path, redis: Redis, processes: list[Process]
+    site: LoopbackSite, database_url: str, tmp_path: Path, broker: Broker, processes: list[Process]
 ) -> None:
-    names = [f"outlet-{i}" for i in range(4)]
+    names = [f"outlet-{i}" for i in range(3)]  # one crawled, two waiting, at the restart
     sources = outlets(site, names)
     for name in names:
         site.delays[f"/{name}/feed.xml"] = 1.0
-    env = cli_env(database_url, sources, tmp_path, broker_url=redis.url, **QUEUE_SETTINGS)
+    env = cli_env(database_url, sources, tmp_path, broker_url=broker.url, **REDELIVERY_SETTINGS)
     scheduler = Process(["schedule"], env, tmp_path / "schedule.log")
     processes.append(scheduler)
     worker(processes, env, tmp_path, "w@test", ready=False)
     wait_for(lambda: bool(scheduler.events("crawl.enqueued")), 30, "the sweep to be enqueued")
     wait_for(lambda: len(site.times(f"/{names[0]}/feed.xml")) > 0, 30, "the first crawl")
 
-    redis.restart()  # the tasks still queued are gone with it
+    # Redis keeps nothing on disk: the tasks still queued are gone with it, and the
+    # scheduler sends them again. RabbitMQ keeps its durable queue and puts the
+    # taken task back; the running crawl goes on and the task's second delivery
+    # is skipped, as the source was crawled since it was sent.
+    broker.restart()
 
     wait_for(lambda: closed_ok(database_url, names), 240, "every source crawled after the restart")
     crawled = runs(database_url)

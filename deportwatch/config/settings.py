@@ -117,7 +117,9 @@ class Settings(BaseSettings):
         default=None,
         gt=0,
         description="Seconds before a crawl taken by a worker that vanished is delivered "
-        "again (Redis); longer than the longest crawl timeout. Unset: that timeout + 5 min.",
+        "again by Redis (RabbitMQ does it when the worker's connection drops), and before "
+        "schedule sends again a crawl that never started; longer than the longest crawl "
+        "timeout. Unset: that timeout + 5 min.",
     )
     queue_tick: float = Field(
         default=30,
