@@ -35,7 +35,9 @@ from pipeline.stories import (
     CANDIDATE_WEIGHT,
     anchors,
     language_verdict,
+    lead_terms,
     lookup_keys,
+    outlet_article,
     rewrite_verdict,
     shingles,
     story_keys,
@@ -100,15 +102,20 @@ def decide(a: Text, b: Text, minhash_only: bool) -> tuple[bool, str]:
     if minhash_only:
         return False, "minhash below threshold"
     anchors_a, anchors_b = anchors(a.text), anchors(b.text)
-    stored = set(story_keys(anchors_b, b.published))
-    shared = sum(w for key, w in lookup_keys(anchors_a, a.published).items() if key in stored)
+    outlet_a, outlet_b = outlet_article(a.url), outlet_article(b.url)
+    terms_a, terms_b = lead_terms(a.text, a.lang), lead_terms(b.text, b.lang)
+    stored = set(story_keys(anchors_b, b.published, terms_b, outlet_b))
+    looked_up = lookup_keys(anchors_a, a.published, terms_a, outlet_a)
+    shared = sum(w for key, w in looked_up.items() if key in stored)
     keyed = shared >= CANDIDATE_WEIGHT
     if not (bands or keyed):
         return False, "never a candidate"
     if a.lang == b.lang:
-        verdict = rewrite_verdict(a.text, b.text, a.published, b.published)
+        verdict = rewrite_verdict(a.text, b.text, a.published, b.published, a.lang)
     else:
-        verdict = language_verdict(anchors_a, anchors_b, a.published, b.published)
+        verdict = language_verdict(
+            anchors_a, anchors_b, a.published, b.published, outlet_a=outlet_a, outlet_b=outlet_b
+        )
     return verdict.same, f"{verdict.why} {verdict.score:.2f}"
 
 
