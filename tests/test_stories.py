@@ -172,6 +172,15 @@ def test_the_decisions_on_their_own() -> None:
     assert not language_verdict(anchors(UK_REPORT), anchors(EN_SAME_DAY_OTHER), sep10, sep10).same
 
 
+def test_language_versions_come_out_within_a_day() -> None:
+    uk, ru = anchors(UK_REPORT), anchors(RU_VERSION)
+    sep10, sep11 = datetime(2025, 9, 10, tzinfo=UTC), datetime(2025, 9, 11, tzinfo=UTC)
+    assert language_verdict(uk, ru, sep10, sep11).same
+    # The same count from the same official two days later is another return
+    # as often as a late translation: not linked on anchors alone.
+    assert not language_verdict(uk, ru, sep10, datetime(2025, 9, 12, tzinfo=UTC)).same
+
+
 def test_a_retelling_in_other_words_joins_on_lemmas_and_a_count() -> None:
     mar6 = datetime(2025, 3, 6, tzinfo=UTC)
     # Few anchors in common (the count and the official): not a language
