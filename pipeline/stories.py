@@ -99,7 +99,8 @@ OUTLET_WEIGHT = CANDIDATE_WEIGHT
 # lemmas of the sentences that carry the facts (numbers, names, quotes).
 # Both must hold, within the publication window, with at least
 # REWRITE_LEMMA_ANCHORS telling anchors in common (a count of ten or more, a
-# date, a name), one of them a count or a date, and no contradicting count.
+# date, a name), one of them a count or a date, and every count of either
+# lead found in the other text.
 # Names alone were not enough: every same-topic report of other events that
 # came this close named the same people (Yermak, Lubinets, Melania Trump).
 REWRITE_LEMMA_LEAD = 0.25
@@ -243,11 +244,15 @@ class Anchors:
     names: tuple[str, ...]  # skeletons, most frequent first
     lead_counts: frozenset[int] = frozenset()  # counts in the title and lead
     lead_dates: frozenset[str] = frozenset()  # dates the title and lead name
+    # Small counts the title and lead give ("five children"): the story's own
+    # count, weighed as a count of tens; further down they are ages and details.
+    lead_small: frozenset[int] = frozenset()
 
-    def weighted(self) -> dict[str, float]:
+    def weighted(self, lead_small: bool = True) -> dict[str, float]:
+        small = self.lead_small if lead_small else frozenset()
         out: dict[str, float] = {}
         for n in self.numbers:
-            out[f"n{n}"] = _number_weight(n)
+            out[f"n{n}"] = 1.0 if n in small else _number_weight(n)
         for d in self.dates:
             out[f"d{d}"] = 2.0
         for name in self.names:
@@ -322,6 +327,9 @@ def _anchors(text: str) -> Anchors:
         tuple(k for k, _ in names.most_common()),
         frozenset(n for n in lead if _number_weight(n) >= 1),
         frozenset(lead_dates),
+        frozenset(
+            n for n in lead | _written_numbers(text[:LEAD_CHARS]) if 0 < _number_weight(n) < 1
+        ),
     )
 
 
@@ -553,9 +561,17 @@ def rewrite_verdict(
             and facts >= REWRITE_LEMMA_FACTS
             and len(telling) >= REWRITE_LEMMA_ANCHORS
             and any(not k.startswith("p") for k in telling)
+            and _leads_agree(found_a, found_b)
         ):
             return Verdict(True, jaccard, f"retold, lemmas {lead:.2f}/{facts:.2f}")
     return Verdict(False, jaccard, "too different")
+
+
+def _leads_agree(a: Anchors, b: Anchors) -> bool:
+    """Every count either lead gives is in the other text: on evidence as weak
+    as shared lemmas, one count in common is not enough (reports written to a
+    template share their words, and by chance one of their counts)."""
+    return a.lead_counts <= b.numbers and b.lead_counts <= a.numbers
 
 
 def _within_window(a: datetime | None, b: datetime | None) -> bool:
@@ -563,8 +579,10 @@ def _within_window(a: datetime | None, b: datetime | None) -> bool:
 
 
 def _telling(found: Anchors) -> set[str]:
-    """Anchors that point at one story: a count of ten or more, a date, a name."""
-    return {k for k, w in found.weighted().items() if w >= 1.0}
+    """Anchors that point at one story: a count of ten or more, a date, a name.
+    A small count, even in the lead, is not one: "five children" came back in
+    many returns (two a year apart retold in the same words)."""
+    return {k for k, w in found.weighted(lead_small=False).items() if w >= 1.0}
 
 
 def language_verdict(

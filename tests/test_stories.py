@@ -181,6 +181,31 @@ def test_language_versions_come_out_within_a_day() -> None:
     assert not language_verdict(uk, ru, sep10, datetime(2025, 9, 12, tzinfo=UTC)).same
 
 
+def test_a_small_count_in_the_lead_is_the_storys_count() -> None:
+    uk = "Ще п'ятеро дітей повернулися додому, повідомив омбудсман Дмитро Лубінець. Діти вже вдома."
+    en = "Five more children have come home, ombudsman Dmytro Lubinets said. They are home now."
+    feb13 = datetime(2026, 2, 13, tzinfo=UTC)
+
+    def weight(a: str, b: str) -> float:
+        stored = set(story_keys(anchors(b), feb13))
+        return sum(w for k, w in lookup_keys(anchors(a), feb13).items() if k in stored)
+
+    # "Five children" in the lead, with the ombudsman's two names: a candidate.
+    assert anchors(uk).weighted()["n5"] == anchors(en).weighted()["n5"] == 1.0
+    assert weight(uk, en) >= CANDIDATE_WEIGHT
+    assert language_verdict(anchors(uk), anchors(en), feb13, feb13).same
+    # A five further down is an age or a detail, and weighs half.
+    later = (
+        "The ombudsman Dmytro Lubinets said that children keep coming home from the occupied "
+        "territories, and that every return takes months of work with mediators, lawyers and "
+        "the families who look for them; the latest group included siblings and teenagers who "
+        "had lived on their own for months, some of them for more than a year, in towns far from "
+        "the front. One of them is five."
+    )
+    assert anchors(later).weighted()["n5"] == 0.5
+    assert weight(later, uk) < CANDIDATE_WEIGHT
+
+
 def test_a_retelling_in_other_words_joins_on_lemmas_and_a_count() -> None:
     mar6 = datetime(2025, 3, 6, tzinfo=UTC)
     # Few anchors in common (the count and the official): not a language
@@ -197,6 +222,11 @@ def test_a_retelling_in_other_words_joins_on_lemmas_and_a_count() -> None:
     assert not rewrite_verdict(
         UK_RETURN, UK_RETOLD, mar6, datetime(2025, 3, 12, tzinfo=UTC), "uk"
     ).same
+    # A lead with a count the other text does not give (as reports written to
+    # one template share their words and, by chance, one count) stays apart.
+    other_count = UK_RETOLD.replace("14 дітей,", "14 із 35 дітей,")
+    assert anchors(other_count).lead_counts == {14, 35}
+    assert not rewrite_verdict(UK_RETURN, other_count, mar6, mar6, "uk").same
     # The same day's report on the camps is as close in lemmas, but shares only
     # names (the official, the places): another story.
     lead, facts = lemma_similarity(UK_RETURN, UK_CAMPS, "uk")
