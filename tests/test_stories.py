@@ -526,6 +526,20 @@ def test_relink_brings_an_old_archive_up_to_date_once(  # type: ignore[no-untype
     assert bad.output.strip().splitlines()[-1].startswith("error:")
 
 
+def test_relink_applies_the_lemma_and_outlet_rules(  # type: ignore[no-untyped-def]
+    pipeline, session: Session, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPORTWATCH_DATABASE_URL", database_url)
+    got = ingest(pipeline, session, "return", "retold", "edition-uk", "edition-ru")
+    _as_before_issue_23(session, got["retold"].id)
+    assert group_of(session, got["edition-ru"]) is None
+    result = runner.invoke(app, ["relink"], catch_exceptions=False)
+    assert "Relinked 4 articles: 1 rewrites joined their story, 1 stories linked" in result.output
+    got = archived(session)
+    assert got["retold"].cluster_id == got["return"].cluster_id
+    assert group_of(session, got["edition-ru"]) == got["edition-uk"].cluster_id
+
+
 def test_ingest_benchmark_finds_rewrites_and_translations(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
