@@ -7,9 +7,10 @@ Layers, cheapest first:
 4. near-duplicate text (MinHash, LSH bands in an indexed table): a syndicated
    or lightly reworded copy joins that story;
 5. rewrites and language versions (pipeline/stories.py): the articles of the
-   same days that share anchors (numbers, dates, names) or a band are read
-   again; a rewrite in the same language joins that story, a report of it in
-   another language becomes a language version of it;
+   same days that share anchors (numbers, dates, names), rare lead terms, the
+   outlet's article number or a band are read again; a rewrite in the same
+   language joins that story, a report of it in another language becomes a
+   language version of it;
 and for short posts, too short to compare, a link preview that points at an
 archived article joins that article's story.
 The stage only decides; the store stage writes. It reads through the same

@@ -19,11 +19,18 @@ archive grows. An anchor that many articles of a day carry (the day's own
 date, the ombudsman's name) is left out of that count: it would make every
 report of a busy day a candidate, and their number grow with the archive.
 
+Two more kinds of key find what anchors miss: the lead's rare terms (its
+longest content lemmas, in its own language, on five-day spans) bring
+retellings in other words together, and an outlet's article number in its
+address (one number for every edition of the article) brings its editions.
+
 The decisions are deliberately cautious (a wrong link is worse than a missing
 one): a rewrite must share most of its letter 5-grams with the other text, or
-be a short summary contained in it, and never contradict its counts; a
-language version needs the same days, several shared anchors of more than one
-kind, and no contradicting count.
+be a short summary contained in it, or, within the window, share the lemmas
+of the lead and of the fact sentences with a count or a date and every lead
+count, and never contradict its counts; a language version needs the same
+day or the next, several shared anchors of more than one kind, and no
+contradicting count, or the outlet's article number.
 """
 
 from __future__ import annotations
@@ -79,8 +86,8 @@ REWRITE_RETOLD_JACCARD = 0.14
 LEAD_CHARS = 300
 
 # Rare terms: retellings in one language that share few numbers or names
-# still share the lead's uncommon words (немовля, Кабардинка's sanatorium,
-# "special school"). The lead's longest content lemmas stand for its rarest
+# still share the lead's uncommon words (немовля, спецшкола, "special
+# school"). The lead's longest content lemmas stand for its rarest
 # (no word-frequency list ships with the project's packages; longer words are
 # rarer), and the archive's own document frequency does the rest: a term that
 # COMMON_ANCHOR_ARTICLES articles of its days carry is not counted.
