@@ -6,10 +6,18 @@ languages the language-version test. A pair counts as found only when the
 lookup keys would also bring the two together (a shared MinHash band, or
 shared anchor keys of the weight a candidate needs), as they must at ingest.
 
+Two figures are printed. The headline is over the pairs whose two texts
+both carry a publication day: at ingest every article has one (its page's,
+else the time it was fetched), so these pairs are judged as the archive would
+judge them. The second is over all scorable pairs, undated texts scored as
+they come (an undated text has no lookup keys, so it is never a candidate):
+what the set's rebuilt excerpts give, lower than what a crawl would.
+
 --same-day puts every pair on one day, undated texts included: how far the
 texts alone (without the publication window) keep same-topic stories apart.
+--data names another folder holding pairs.tsv and texts.jsonl.
 
-Usage: python -m bench.eval_stories [--minhash-only] [--same-day] [--errors]
+Usage: python -m bench.eval_stories [--minhash-only] [--same-day] [--errors] [--data DIR]
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ from pipeline.stories import (
     CANDIDATE_WEIGHT,
     anchors,
     language_verdict,
+    lead_terms,
     lookup_keys,
+    outlet_article,
     rewrite_verdict,
     shingles,
     story_keys,
@@ -66,15 +76,15 @@ class PairCounts(Counts):
         )
 
 
-def load() -> tuple[dict[str, Text], list[dict[str, str]]]:
+def load(folder: Path = HERE) -> tuple[dict[str, Text], list[dict[str, str]]]:
     texts = {}
-    with open(HERE / "texts.jsonl", encoding="utf-8") as fh:
+    with open(folder / "texts.jsonl", encoding="utf-8") as fh:
         for line in fh:
             row = json.loads(line)
             day = row.get("date")
             published = datetime.fromisoformat(day).replace(tzinfo=UTC) if day else None
             texts[row["url"]] = Text(row["url"], row["lang"], published, row["text"])
-    with open(HERE / "pairs.tsv", encoding="utf-8", newline="") as fh:
+    with open(folder / "pairs.tsv", encoding="utf-8", newline="") as fh:
         pairs = list(csv.DictReader(fh, delimiter="\t"))
     return texts, pairs
 
@@ -92,15 +102,20 @@ def decide(a: Text, b: Text, minhash_only: bool) -> tuple[bool, str]:
     if minhash_only:
         return False, "minhash below threshold"
     anchors_a, anchors_b = anchors(a.text), anchors(b.text)
-    stored = set(story_keys(anchors_b, b.published))
-    shared = sum(w for key, w in lookup_keys(anchors_a, a.published).items() if key in stored)
+    outlet_a, outlet_b = outlet_article(a.url), outlet_article(b.url)
+    terms_a, terms_b = lead_terms(a.text, a.lang), lead_terms(b.text, b.lang)
+    stored = set(story_keys(anchors_b, b.published, terms_b, outlet_b))
+    looked_up = lookup_keys(anchors_a, a.published, terms_a, outlet_a)
+    shared = sum(w for key, w in looked_up.items() if key in stored)
     keyed = shared >= CANDIDATE_WEIGHT
     if not (bands or keyed):
         return False, "never a candidate"
     if a.lang == b.lang:
-        verdict = rewrite_verdict(a.text, b.text, a.published, b.published)
+        verdict = rewrite_verdict(a.text, b.text, a.published, b.published, a.lang)
     else:
-        verdict = language_verdict(anchors_a, anchors_b, a.published, b.published)
+        verdict = language_verdict(
+            anchors_a, anchors_b, a.published, b.published, outlet_a=outlet_a, outlet_b=outlet_b
+        )
     return verdict.same, f"{verdict.why} {verdict.score:.2f}"
 
 
@@ -115,21 +130,19 @@ def report(counts: dict[str, PairCounts]) -> None:
     ):
         found, wrong = counts[kind].tp, counts[nonpairs].fp
         precision = found / (found + wrong) if found + wrong else 1.0
-        recall = found / (found + counts[kind].fn)
-        print(f"{kind + 's':<28} precision {precision:.3f} recall {recall:.3f}")
+        total = found + counts[kind].fn
+        recall = found / total if total else 1.0
+        print(
+            f"{kind + 's':<28} precision {precision:.3f} recall {recall:.3f} "
+            f"({found}/{total}, {wrong} false)"
+        )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minhash-only", action="store_true", help="the stage before issue 23")
-    parser.add_argument("--same-day", action="store_true", help="ignore the publication days")
-    parser.add_argument("--errors", action="store_true", help="list every wrong decision")
-    args = parser.parse_args()
-    texts, pairs = load()
-    if args.same_day:
-        one_day = datetime(2025, 1, 1, tzinfo=UTC)
-        for text in texts.values():
-            text.published = one_day
+def score(
+    texts: dict[str, Text], pairs: list[dict[str, str]], minhash_only: bool
+) -> tuple[dict[str, PairCounts], float]:
+    """Counts per kind over the given pairs, and the highest letter 5-gram
+    Jaccard of a same-language non-pair among them."""
     counts = {
         "rewrite": PairCounts(),
         "rewrite, 5-gram J >= 0.5": PairCounts(),
@@ -138,13 +151,10 @@ def main() -> None:
         "non-pair, across languages": PairCounts(),
     }
     top_nonpair = 0.0
-    # A pair counts only when both texts are on this machine (texts.jsonl is
-    # rebuilt locally and may lack pages the search tool no longer returns).
-    scorable = [row for row in pairs if row["a"] in texts and row["b"] in texts]
-    for row in scorable:
+    for row in pairs:
         a, b = texts[row["a"]], texts[row["b"]]
         label = row["label"] == "1"
-        found, why = decide(a, b, args.minhash_only)
+        found, why = decide(a, b, minhash_only)
         j5 = jaccard5(a.text, b.text)
         note = f"{row['a']} | {row['b']} ({why}; J5 {j5:.2f}): {row['reason']}"
         if row["kind"] == "rewrite":
@@ -158,13 +168,43 @@ def main() -> None:
             counts[f"non-pair, {side}"].note(label, found, note)
             if a.lang == b.lang:
                 top_nonpair = max(top_nonpair, j5)
-    report(counts)
+    return counts, top_nonpair
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minhash-only", action="store_true", help="the stage before issue 23")
+    parser.add_argument("--same-day", action="store_true", help="ignore the publication days")
+    parser.add_argument("--errors", action="store_true", help="list every wrong decision")
+    parser.add_argument("--data", type=Path, default=HERE, help="folder of pairs.tsv, texts.jsonl")
+    args = parser.parse_args()
+    texts, pairs = load(args.data)
+    # A pair counts only when both texts are on this machine (texts.jsonl is
+    # rebuilt locally and may lack pages the search tool no longer returns).
+    scorable = [row for row in pairs if row["a"] in texts and row["b"] in texts]
+    dated = [
+        row
+        for row in scorable
+        if texts[row["a"]].published is not None and texts[row["b"]].published is not None
+    ]
+    if args.same_day:
+        one_day = datetime(2025, 1, 1, tzinfo=UTC)
+        for text in texts.values():
+            text.published = one_day
+    for title, chosen in (
+        ("pairs with both days (headline: every crawled article has a day)", dated),
+        ("all pairs (an undated text is never a candidate)", scorable),
+    ):
+        counts, top_nonpair = score(texts, chosen, args.minhash_only)
+        print(f"== {title}: {len(chosen)} pairs")
+        report(counts)
+        print(f"highest 5-gram Jaccard of a same-language non-pair: {top_nonpair:.2f}")
+        if args.errors:
+            for c in counts.values():
+                for error in c.errors:
+                    print(error)
+        print()
     print(f"pairs scored: {len(scorable)} of {len(pairs)} (the others lack a text)")
-    print(f"highest 5-gram Jaccard of a same-language non-pair: {top_nonpair:.2f}")
-    if args.errors:
-        for c in counts.values():
-            for error in c.errors:
-                print(error)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ Layers, cheapest first:
 4. near-duplicate text (MinHash, LSH bands in an indexed table): a syndicated
    or lightly reworded copy joins that story;
 5. rewrites and language versions (pipeline/stories.py): the articles of the
-   same days that share anchors (numbers, dates, names) or a band are read
-   again; a rewrite in the same language joins that story, a report of it in
-   another language becomes a language version of it;
+   same days that share anchors (numbers, dates, names), rare lead terms, the
+   outlet's article number or a band are read again; a rewrite in the same
+   language joins that story, a report of it in another language becomes a
+   language version of it;
 and for short posts, too short to compare, a link preview that points at an
 archived article joins that article's story.
 The stage only decides; the store stage writes. It reads through the same
@@ -46,7 +47,9 @@ from pipeline.stories import (
     Verdict,
     anchors,
     language_verdict,
+    lead_terms,
     lookup_keys,
+    outlet_article,
     rewrite_verdict,
     story_keys,
 )
@@ -104,6 +107,7 @@ class DedupPipeline(ArchiveStage):
             session,
             text=item.text,
             title=item.title,
+            url=item.canonical_url,
             language=item.language,
             published_at=item.published_at,
             own_id=own_id,
@@ -133,6 +137,7 @@ def match_story(
     *,
     text: str,
     title: str,
+    url: str | None = None,
     language: str | None,
     published_at: datetime | None,
     own_id: int | None,
@@ -146,7 +151,9 @@ def match_story(
     (re-linking an archive in the order it was built).
     """
     found = anchors(f"{title}\n{text}")
-    match = StoryMatch(story_keys=story_keys(found, published_at))
+    terms = lead_terms(f"{title}\n{text}", language)
+    outlet = outlet_article(url)
+    match = StoryMatch(story_keys=story_keys(found, published_at, terms, outlet))
     best, best_score, near = _nearest(session, minhash, minhash_keys, own_id, before)
     if best is not None and best_score >= threshold:
         match.duplicate_of, match.similarity = best, best_score
@@ -155,7 +162,7 @@ def match_story(
         return match  # an archived article seen again keeps its story
     ids = story_candidates(
         session,
-        lookup_keys(found, published_at),
+        lookup_keys(found, published_at, terms, outlet),
         own_id,
         least=CANDIDATE_WEIGHT,
         common=COMMON_ANCHOR_ARTICLES,
@@ -164,7 +171,7 @@ def match_story(
     best_rewrite: tuple[float, int] | None = None
     best_version: tuple[float, int] | None = None
     for other in candidate_articles(session, ids):
-        verdict = _verdict(text, found, language, published_at, other)
+        verdict = _verdict(text, found, language, published_at, other, outlet=outlet)
         if verdict is None or not verdict.same:
             continue
         if other.language == language:
@@ -208,11 +215,20 @@ def _verdict(
     language: str | None,
     published_at: datetime | None,
     other: Candidate,
+    *,
+    outlet: str | None,
 ) -> Verdict | None:
     """A rewrite in the same language, a language version in another; None when
     either language is unknown (nothing can be said across languages then)."""
     if other.language == language:
-        return rewrite_verdict(text, other.text, published_at, other.published_at)
+        return rewrite_verdict(text, other.text, published_at, other.published_at, language)
     if not language or not other.language:
         return None
-    return language_verdict(found, anchors(other.text), published_at, other.published_at)
+    return language_verdict(
+        found,
+        anchors(other.text),
+        published_at,
+        other.published_at,
+        outlet_a=outlet,
+        outlet_b=outlet_article(other.url),
+    )

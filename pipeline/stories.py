@@ -19,11 +19,18 @@ archive grows. An anchor that many articles of a day carry (the day's own
 date, the ombudsman's name) is left out of that count: it would make every
 report of a busy day a candidate, and their number grow with the archive.
 
+Two more kinds of key find what anchors miss: the lead's rare terms (its
+longest content lemmas, in its own language, on five-day spans) bring
+retellings in other words together, and an outlet's article number in its
+address (one number for every edition of the article) brings its editions.
+
 The decisions are deliberately cautious (a wrong link is worse than a missing
 one): a rewrite must share most of its letter 5-grams with the other text, or
-be a short summary contained in it, and never contradict its counts; a
-language version needs the same days, several shared anchors of more than one
-kind, and no contradicting count.
+be a short summary contained in it, or, within the window, share the lemmas
+of the lead and of the fact sentences with a count or a date and every lead
+count, and never contradict its counts; a language version needs the same
+day or the next, several shared anchors of more than one kind, and no
+contradicting count, or the outlet's article number.
 """
 
 from __future__ import annotations
@@ -34,15 +41,21 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from anyascii import anyascii
 
+from pipeline.lexicon import LANGUAGES, lemmatize
 from pipeline.text import fingerprint_text
 
 # How many days apart two reports of one story may be published.
 DAY_WINDOW = 2
+# Language versions of one report come out the same day or the next: two
+# returns of 16 children two days apart, in Russian and Ukrainian, were two
+# returns (eval/stories, the pairs added after the rare-term change).
+LANGUAGE_DAY_WINDOW = 1
 # Anchors stored per article as lookup keys (most specific first).
-MAX_KEYED_ANCHORS = 12
+MAX_KEYED_ANCHORS = 16
 # A candidate shares keys of this weight at least: three names or dates, a
 # count of hundreds and a name, a count of hundreds and one of tens. A date and
 # a name (every report of the day that quotes the ombudsman) are not enough.
@@ -71,6 +84,35 @@ REWRITE_RETOLD_JACCARD = 0.14
 # Counts that contradict each other are looked for in the lead only: the
 # background figures further down differ between two copies of one story.
 LEAD_CHARS = 300
+
+# Rare terms: retellings in one language that share few numbers or names
+# still share the lead's uncommon words (немовля, спецшкола, "special
+# school"). The lead's longest content lemmas stand for its rarest
+# (no word-frequency list ships with the project's packages; longer words are
+# rarer), and the archive's own document frequency does the rest: a term that
+# COMMON_ANCHOR_ARTICLES articles of its days carry is not counted.
+TERM_LEAD_CHARS = 400
+MAX_TERMS = 8
+TERM_WEIGHT = 0.75
+# Terms are keyed on five-day spans, not days: a two-day window either side
+# of a day touches at most two spans, so a lookup costs two keys a term, not five.
+TERM_SPAN_DAYS = 5
+# An outlet's editions in other languages share the article's number in their
+# addresses (censor.net/ua/photonews/3570172/... and /ru/...): that alone makes
+# a candidate, keyed without a day.
+OUTLET_WEIGHT = CANDIDATE_WEIGHT
+# Same-language retellings judged on lemmas (surface words differ by case and
+# tense, "повернули" / "повернуто" / "повернення"): the lead's lemmas, and the
+# lemmas of the sentences that carry the facts (numbers, names, quotes).
+# Both must hold, within the publication window, with at least
+# REWRITE_LEMMA_ANCHORS telling anchors in common (a count of ten or more, a
+# date, a name), one of them a count or a date, and every count of either
+# lead found in the other text.
+# Names alone were not enough: every same-topic report of other events that
+# came this close named the same people (Yermak, Lubinets, Melania Trump).
+REWRITE_LEMMA_LEAD = 0.25
+REWRITE_LEMMA_FACTS = 0.20
+REWRITE_LEMMA_ANCHORS = 2
 
 _SHINGLE = 5
 
@@ -209,11 +251,15 @@ class Anchors:
     names: tuple[str, ...]  # skeletons, most frequent first
     lead_counts: frozenset[int] = frozenset()  # counts in the title and lead
     lead_dates: frozenset[str] = frozenset()  # dates the title and lead name
+    # Small counts the title and lead give ("five children"): the story's own
+    # count, weighed as a count of tens; further down they are ages and details.
+    lead_small: frozenset[int] = frozenset()
 
-    def weighted(self) -> dict[str, float]:
+    def weighted(self, lead_small: bool = True) -> dict[str, float]:
+        small = self.lead_small if lead_small else frozenset()
         out: dict[str, float] = {}
         for n in self.numbers:
-            out[f"n{n}"] = _number_weight(n)
+            out[f"n{n}"] = 1.0 if n in small else _number_weight(n)
         for d in self.dates:
             out[f"d{d}"] = 2.0
         for name in self.names:
@@ -288,6 +334,9 @@ def _anchors(text: str) -> Anchors:
         tuple(k for k, _ in names.most_common()),
         frozenset(n for n in lead if _number_weight(n) >= 1),
         frozenset(lead_dates),
+        frozenset(
+            n for n in lead | _written_numbers(text[:LEAD_CHARS]) if 0 < _number_weight(n) < 1
+        ),
     )
 
 
@@ -320,34 +369,154 @@ def keyed_anchors(found: Anchors) -> list[str]:
     return ranked[:MAX_KEYED_ANCHORS]
 
 
-def story_keys(found: Anchors, published: datetime | None) -> list[int]:
-    """The keys an article is stored under: its anchors on its publication day."""
+def story_keys(
+    found: Anchors,
+    published: datetime | None,
+    terms: tuple[str, ...] = (),
+    outlet: str | None = None,
+) -> list[int]:
+    """The keys an article is stored under: its anchors on its publication day,
+    its rare terms on their five-day span, and its outlet's article number."""
+    keys = [_key(f"o{outlet}", date.min)] if outlet else []
     if published is None:
-        return []
+        return keys
     day = published.date()
-    return [_key(anchor, day) for anchor in keyed_anchors(found)]
+    keys += [_key(anchor, day) for anchor in keyed_anchors(found)]
+    keys += [_key(f"l{term}", _span(day)) for term in terms]
+    return keys
 
 
-def lookup_keys(found: Anchors, published: datetime | None) -> dict[int, float]:
+def lookup_keys(
+    found: Anchors,
+    published: datetime | None,
+    terms: tuple[str, ...] = (),
+    outlet: str | None = None,
+) -> dict[int, float]:
     """The keys to look up (the same anchors on each day of the window), each
     with its anchor's weight: a shared count of hundreds says more than a name.
     A date weighs as a name does here: most reports of a day name that day."""
+    keys = {_key(f"o{outlet}", date.min): OUTLET_WEIGHT} if outlet else {}
     if published is None:
-        return {}
+        return keys
     day = published.date()
     days = [day + timedelta(days=d) for d in range(-DAY_WINDOW, DAY_WINDOW + 1)]
     weighted = found.weighted()
-    return {
+    keys |= {
         _key(a, d): 1.0 if a.startswith("d") else weighted[a]
         for a in keyed_anchors(found)
         for d in days
     }
+    spans = {_span(days[0]), _span(days[-1])}
+    keys |= {_key(f"l{term}", span): TERM_WEIGHT for term in terms for span in spans}
+    return keys
+
+
+def _span(day: date) -> date:
+    return date.fromordinal(day.toordinal() // TERM_SPAN_DAYS * TERM_SPAN_DAYS)
+
+
+_TERM = re.compile(r"[^\W\d_][\w'ʼ’-]*")
+_LEMMA_WORD = re.compile(r"[^\W\d_]{3,}")
+# Function words of five letters or more that the lemmatizer keeps as they are.
+_STOP = frozenset(
+    "about after against also although among because before being between could during "
+    "every from have however into more most other over said says should since some such "
+    "than that their them then there these they this those through under until were what "
+    "when where which while will with would year years "
+    "також тому після який яка яке які яких якого якому буде було були може можуть "
+    "через щодо адже навіть тобто через своїх свого своєї більш більше однак "
+    "также после который которая которое которые которых было были будет может могут "
+    "через чтобы этого этой этих более однако своих своего своей".split()
+)
+
+
+@lru_cache(maxsize=256)
+def lead_terms(text: str, language: str | None) -> tuple[str, ...]:
+    """The lead's rarest content lemmas (the longest stand for the rarest),
+    names left out: their skeletons are anchors already, across languages."""
+    if language not in LANGUAGES:
+        return ()
+    lemmas: set[str] = set()
+    for match in _TERM.finditer(text[:TERM_LEAD_CHARS]):
+        word = match.group()
+        if word[0].isupper() or len(word) < 6:
+            continue
+        lemma = lemmatize(word.lower(), language).lower()
+        if len(lemma) >= 6 and lemma not in _STOP:
+            lemmas.add(lemma)
+    ranked = sorted(lemmas, key=lambda lemma: (-len(lemma), lemma))
+    return tuple(f"{language}:{lemma}" for lemma in ranked[:MAX_TERMS])
+
+
+_OUTLET_NUMBER = re.compile(r"(?<!\d)\d{5,}(?!\d)")
+# Editions of one outlet differ by a language or a mobile prefix of the host.
+_EDITION_PREFIXES = ("www.", "m.", "amp.", "en.", "ru.", "ua.", "uk.", "rus.", "eng.")
+
+
+def outlet_article(url: str | None) -> str | None:
+    """An outlet's article number as its editions in every language share it
+    (host without its edition prefix, and the longest number of five digits or
+    more in the path); None for an address without one."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _EDITION_PREFIXES:
+            if host.startswith(prefix) and host.count(".") > 1:
+                host, stripped = host.removeprefix(prefix), True
+    numbers = _OUTLET_NUMBER.findall(parts.path)
+    if not host or not numbers:
+        return None
+    return f"{host}/{max(numbers, key=len)}"
 
 
 @lru_cache(maxsize=64)
 def shingles(text: str) -> frozenset[str]:
     folded = fingerprint_text(text)
     return frozenset(folded[i : i + _SHINGLE] for i in range(len(folded) - _SHINGLE + 1))
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+_FACT = re.compile(r"\d|[«»“”„\"]")
+
+
+@lru_cache(maxsize=64)
+def lemma_sets(text: str, language: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The content lemmas of the lead, and of the sentences that carry the
+    facts (a number, a name inside the sentence, a quote)."""
+
+    def lemmas(part: str) -> set[str]:
+        out = set()
+        for word in _LEMMA_WORD.findall(part):
+            lemma = lemmatize(word.lower(), language).lower()
+            if lemma not in _STOP:
+                out.add(lemma)
+        return out
+
+    facts: set[str] = set()
+    for match in _SENTENCE.finditer(text):
+        sentence = match.group()
+        names = any(
+            not _sentence_start(text, m.start() + match.start())
+            for m in _CAPITALIZED.finditer(sentence)
+        )
+        if names or _FACT.search(sentence) or _written_numbers(sentence):
+            facts |= lemmas(sentence)
+    return frozenset(lemmas(text[:TERM_LEAD_CHARS])), frozenset(facts)
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def lemma_similarity(a: str, b: str, language: str) -> tuple[float, float]:
+    """Lemma Jaccard of the two leads, and of the two texts' fact sentences."""
+    lead_a, facts_a = lemma_sets(a, language)
+    lead_b, facts_b = lemma_sets(b, language)
+    return _jaccard(lead_a, lead_b), _jaccard(facts_a, facts_b)
 
 
 @dataclass(frozen=True)
@@ -362,13 +531,15 @@ def rewrite_verdict(
     b: str,
     published_a: datetime | None = None,
     published_b: datetime | None = None,
+    language: str | None = None,
 ) -> Verdict:
     """Is ``b`` the same story as ``a`` retold in the same language?
 
     Most of the wording kept (letter 5-grams), or a summary contained in the
     other text, is a rewrite on its own. A retelling in other words is one
-    only when published within the window, sharing some wording and the
-    anchors a language version would need.
+    only when published within the window and sharing some wording and the
+    anchors a language version would need, or, in the text's ``language``,
+    the lemmas of its lead and of its fact sentences and some telling anchors.
     """
     # The counts first: they settle most candidates of the same days, and cost
     # less than the letter 5-grams.
@@ -386,10 +557,39 @@ def rewrite_verdict(
     if containment >= REWRITE_CONTAINMENT:
         return Verdict(True, containment, "summary contained")
     if jaccard >= REWRITE_RETOLD_JACCARD:
-        retold = language_verdict(found_a, found_b, published_a, published_b)
+        retold = language_verdict(found_a, found_b, published_a, published_b, window=DAY_WINDOW)
         if retold.same:
             return Verdict(True, jaccard, f"retold, {retold.why}")
+    if language in LANGUAGES and _within_window(published_a, published_b):
+        lead, facts = lemma_similarity(a, b, language)
+        telling = _telling(found_a) & _telling(found_b)
+        if (
+            lead >= REWRITE_LEMMA_LEAD
+            and facts >= REWRITE_LEMMA_FACTS
+            and len(telling) >= REWRITE_LEMMA_ANCHORS
+            and any(not k.startswith("p") for k in telling)
+            and _leads_agree(found_a, found_b)
+        ):
+            return Verdict(True, jaccard, f"retold, lemmas {lead:.2f}/{facts:.2f}")
     return Verdict(False, jaccard, "too different")
+
+
+def _leads_agree(a: Anchors, b: Anchors) -> bool:
+    """Every count either lead gives is in the other text: on evidence as weak
+    as shared lemmas, one count in common is not enough (reports written to a
+    template share their words, and by chance one of their counts)."""
+    return a.lead_counts <= b.numbers and b.lead_counts <= a.numbers
+
+
+def _within_window(a: datetime | None, b: datetime | None) -> bool:
+    return a is not None and b is not None and abs((a.date() - b.date()).days) <= DAY_WINDOW
+
+
+def _telling(found: Anchors) -> set[str]:
+    """Anchors that point at one story: a count of ten or more, a date, a name.
+    A small count, even in the lead, is not one: "five children" came back in
+    many returns (two a year apart retold in the same words)."""
+    return {k for k, w in found.weighted(lead_small=False).items() if w >= 1.0}
 
 
 def language_verdict(
@@ -397,11 +597,21 @@ def language_verdict(
     b: Anchors,
     published_a: datetime | None,
     published_b: datetime | None,
+    *,
+    outlet_a: str | None = None,
+    outlet_b: str | None = None,
+    window: int = LANGUAGE_DAY_WINDOW,
 ) -> Verdict:
-    """Is ``b`` the same story as ``a`` in another language?"""
+    """Is ``b`` the same story as ``a`` in another language?
+
+    One outlet's editions that give the article the same number in their
+    addresses are one article translated, unless their counts disagree.
+    """
+    if outlet_a and outlet_a == outlet_b and not _counts_conflict(a, b):
+        return Verdict(True, 1.0, "the outlet's article number")
     if published_a is None or published_b is None:
         return Verdict(False, 0.0, "undated")
-    if abs((published_a.date() - published_b.date()).days) > DAY_WINDOW:
+    if abs((published_a.date() - published_b.date()).days) > window:
         return Verdict(False, 0.0, "days apart")
     if _counts_conflict(a, b):
         return Verdict(False, 0.0, "different counts")

@@ -2,7 +2,9 @@
 
 The texts are written for these tests: one report of a return of children in
 Ukrainian, a reworded copy of it, its English and Russian versions, a report
-of another return a week later and another story of the same day.
+of another return a week later and another story of the same day; a return
+retold in other words and a same-day report on the camps naming the same
+people; one outlet's article in two editions, and another article of it.
 """
 
 from __future__ import annotations
@@ -38,9 +40,13 @@ from pipeline.stories import (
     COMMON_ANCHOR_ARTICLES,
     anchors,
     language_verdict,
+    lead_terms,
+    lemma_similarity,
     lookup_keys,
+    outlet_article,
     rewrite_verdict,
     skeleton,
+    story_keys,
 )
 from pipeline.writer import ArchiveWriter
 from tests.conftest import REPO
@@ -88,6 +94,44 @@ EN_SAME_DAY_OTHER = (
     "Russia, and their names were changed."
 )
 
+# A return told in two ways: the same count and the same official, few other
+# anchors in common and little shared wording; and a report of the same day on
+# the camps, naming the same people and places, but no count.
+UK_RETURN = (
+    "Ще 14 дітей повернули з тимчасово окупованих територій. Про це 6 березня повідомив "
+    "керівник Офісу Президента Андрій Єрмак. Серед повернених є підлітки з Херсонщини, яких "
+    "окупанти примусово вивезли до таборів у Криму. Діти вже отримують медичну та психологічну "
+    "допомогу, а їхні родини чекали на них понад рік."
+)
+UK_RETOLD = (
+    "Україна змогла повернути додому 14 дітей, яких росіяни незаконно вивезли з окупованих "
+    "територій, заявив Єрмак. Підлітків окупанти утримували в таборах. Зараз діти отримують "
+    "психологічну та медичну підтримку, а рідні зустріли їх після року очікування."
+)
+UK_CAMPS = (
+    "Андрій Єрмак розповів, як окупанти утримують у таборах у Криму підлітків з Херсонщини: "
+    "дітей примусово вивезли з окупованих територій і змушують навчатися за російською "
+    "програмою. Їхні родини досі чекають на повернення, а діти потребують психологічної допомоги."
+)
+# One outlet's article in its Ukrainian and Russian editions: two place names
+# in common, too few anchors to link on their own.
+UK_EDITION = (
+    "Окупанти вивезли вихованців інтернату з Каховки до Скадовська, повідомляє редакція. "
+    "Батьки дітей звернулися до поліції і просять допомогти знайти дітей. Їхні свідчення "
+    "зібрали журналісти видання, які поспілкувалися з родинами вихованців."
+)
+RU_EDITION = (
+    "Оккупанты вывезли воспитанников интерната из Каховки в Скадовск, сообщает редакция. "
+    "Родители детей обратились в полицию и просят помочь найти детей. Их свидетельства "
+    "собрали журналисты издания, которые пообщались с семьями воспитанников."
+)
+
+# Another article of the same outlet the same day, on the same two towns.
+RU_OTHER_ARTICLE = (
+    "В Скадовске и Каховке оккупанты закрыли украинские школы, сообщает редакция. Учителей "
+    "заставляют преподавать по российской программе, а родителей вызывают на беседы."
+)
+
 
 def day(text: str) -> list[DateCandidate]:
     return [DateCandidate("page-meta", text)]
@@ -128,6 +172,121 @@ def test_the_decisions_on_their_own() -> None:
     assert not language_verdict(anchors(UK_REPORT), anchors(EN_SAME_DAY_OTHER), sep10, sep10).same
 
 
+def test_language_versions_come_out_within_a_day() -> None:
+    uk, ru = anchors(UK_REPORT), anchors(RU_VERSION)
+    sep10, sep11 = datetime(2025, 9, 10, tzinfo=UTC), datetime(2025, 9, 11, tzinfo=UTC)
+    assert language_verdict(uk, ru, sep10, sep11).same
+    # The same count from the same official two days later is another return
+    # as often as a late translation: not linked on anchors alone.
+    assert not language_verdict(uk, ru, sep10, datetime(2025, 9, 12, tzinfo=UTC)).same
+
+
+def test_a_small_count_in_the_lead_is_the_storys_count() -> None:
+    uk = "Ще п'ятеро дітей повернулися додому, повідомив омбудсман Дмитро Лубінець. Діти вже вдома."
+    en = "Five more children have come home, ombudsman Dmytro Lubinets said. They are home now."
+    feb13 = datetime(2026, 2, 13, tzinfo=UTC)
+
+    def weight(a: str, b: str) -> float:
+        stored = set(story_keys(anchors(b), feb13))
+        return sum(w for k, w in lookup_keys(anchors(a), feb13).items() if k in stored)
+
+    # "Five children" in the lead, with the ombudsman's two names: a candidate.
+    assert anchors(uk).weighted()["n5"] == anchors(en).weighted()["n5"] == 1.0
+    assert weight(uk, en) >= CANDIDATE_WEIGHT
+    assert language_verdict(anchors(uk), anchors(en), feb13, feb13).same
+    # A five further down is an age or a detail, and weighs half.
+    later = (
+        "The ombudsman Dmytro Lubinets said that children keep coming home from the occupied "
+        "territories, and that every return takes months of work with mediators, lawyers and "
+        "the families who look for them; the latest group included siblings and teenagers who "
+        "had lived on their own for months, some of them for more than a year, in towns far from "
+        "the front. One of them is five."
+    )
+    assert anchors(later).weighted()["n5"] == 0.5
+    assert weight(later, uk) < CANDIDATE_WEIGHT
+
+
+def test_a_retelling_in_other_words_joins_on_lemmas_and_a_count() -> None:
+    mar6 = datetime(2025, 3, 6, tzinfo=UTC)
+    # Few anchors in common (the count and the official): not a language
+    # version's evidence, so the letters-and-anchors rule leaves it apart...
+    assert not rewrite_verdict(UK_RETURN, UK_RETOLD, mar6, mar6).same
+    # ...the lemmas of the lead and of the fact sentences, with the count, join it.
+    lead, facts = lemma_similarity(UK_RETURN, UK_RETOLD, "uk")
+    assert lead >= 0.25
+    assert facts >= 0.2
+    verdict = rewrite_verdict(UK_RETURN, UK_RETOLD, mar6, mar6, "uk")
+    assert verdict.same
+    assert verdict.why.startswith("retold, lemmas")
+    # Days apart it is not the same report.
+    assert not rewrite_verdict(
+        UK_RETURN, UK_RETOLD, mar6, datetime(2025, 3, 12, tzinfo=UTC), "uk"
+    ).same
+    # A lead with a count the other text does not give (as reports written to
+    # one template share their words and, by chance, one count) stays apart.
+    other_count = UK_RETOLD.replace("14 дітей,", "14 із 35 дітей,")
+    assert anchors(other_count).lead_counts == {14, 35}
+    assert not rewrite_verdict(UK_RETURN, other_count, mar6, mar6, "uk").same
+    # The same day's report on the camps is as close in lemmas, but shares only
+    # names (the official, the places): another story.
+    lead, facts = lemma_similarity(UK_RETURN, UK_CAMPS, "uk")
+    assert lead >= 0.25
+    assert facts >= 0.2
+    assert not rewrite_verdict(UK_RETURN, UK_CAMPS, mar6, mar6, "uk").same
+    assert not rewrite_verdict(UK_RETOLD, UK_CAMPS, mar6, mar6, "uk").same
+
+
+def test_rare_lead_terms_make_a_retelling_a_candidate() -> None:
+    mar6 = datetime(2025, 3, 6, tzinfo=UTC)
+    terms, retold_terms = lead_terms(UK_RETURN, "uk"), lead_terms(UK_RETOLD, "uk")
+    # Lemmas, not surface words: "повернули" and "повернути" are one term.
+    assert "uk:повернути" in set(terms) & set(retold_terms)
+    assert all(not t.split(":")[1][0].isupper() for t in terms)  # names are anchors already
+    assert lead_terms(UK_RETURN, None) == ()
+
+    def weight(a: str, b: str, a_terms: tuple[str, ...], b_terms: tuple[str, ...]) -> float:
+        stored = set(story_keys(anchors(b), mar6, b_terms))
+        return sum(w for k, w in lookup_keys(anchors(a), mar6, a_terms).items() if k in stored)
+
+    # The count and the official alone weigh less than a candidate needs; the terms add the rest.
+    assert weight(UK_RETURN, UK_RETOLD, (), ()) < CANDIDATE_WEIGHT
+    assert weight(UK_RETURN, UK_RETOLD, terms, retold_terms) >= CANDIDATE_WEIGHT
+    # Terms are looked up over the window either side of the day, whichever span it falls in.
+    later = datetime(2025, 3, 8, tzinfo=UTC)
+    stored = set(story_keys(anchors(UK_RETOLD), later, retold_terms))
+    assert set(lookup_keys(anchors(UK_RETURN), mar6, terms)) & stored
+
+
+def test_an_outlets_editions_link_by_its_article_number() -> None:
+    uk = outlet_article("https://edition.example/ua/news/1234567-vyvezly-vykhovantsiv")
+    assert uk == outlet_article("https://ru.edition.example/news/1234567-vyvezli-vospitannikov")
+    assert uk == outlet_article("https://www.edition.example/en/news/1234567")
+    assert uk != outlet_article("https://ru.edition.example/news/1234568-vyvezli-vospitannikov")
+    assert uk != outlet_article("https://other.example/ua/news/1234567")
+    # A year in a path is no article number.
+    assert outlet_article("https://edition.example/2025/03/06/story") is None
+    mar6 = datetime(2025, 3, 6, tzinfo=UTC)
+    other = outlet_article("https://ru.edition.example/news/1234568-vyvezli-vospitannikov")
+    ru = outlet_article("https://ru.edition.example/news/1234567-vyvezli-vospitannikov")
+    uk_anchors, ru_anchors = anchors(UK_EDITION), anchors(RU_EDITION)
+    # The two towns alone are too few anchors; the outlet's number links them.
+    assert not language_verdict(uk_anchors, ru_anchors, mar6, mar6).same
+    assert language_verdict(uk_anchors, ru_anchors, mar6, mar6, outlet_a=uk, outlet_b=ru).same
+    # Another article of the outlet on the same towns stays apart.
+    assert not language_verdict(
+        uk_anchors, anchors(RU_OTHER_ARTICLE), mar6, mar6, outlet_a=uk, outlet_b=other
+    ).same
+    # The same number with counts that contradict each other is not one report.
+    assert not language_verdict(
+        anchors("Вивезли 40 вихованців інтернату."),
+        anchors("Вывезли 12 воспитанников интерната."),
+        mar6,
+        mar6,
+        outlet_a=uk,
+        outlet_b=ru,
+    ).same
+
+
 @pytest.fixture
 def pipeline(engine: Engine, writer: ArchiveWriter) -> tuple[DedupPipeline, StorePipeline]:
     with make_sessionmaker(engine).begin() as session:
@@ -153,6 +312,27 @@ REPORTS = {
         "https://kyivindependent.com/court",
         EN_SAME_DAY_OTHER,
         "2025-09-10T15:00:00+03:00",
+    ),
+    "return": ("ukrinform-ua", "https://ukrinform.ua/14", UK_RETURN, "2025-03-06T10:00:00+02:00"),
+    "retold": ("copycat", "https://copycat.example/14", UK_RETOLD, "2025-03-06T16:00:00+02:00"),
+    "camps": ("copycat", "https://copycat.example/camps", UK_CAMPS, "2025-03-06T18:00:00+02:00"),
+    "edition-uk": (
+        "ukrinform-ua",
+        "https://edition.example/ua/news/1234567-vyvezly-vykhovantsiv",
+        UK_EDITION,
+        "2025-03-06T09:00:00+02:00",
+    ),
+    "edition-ru": (
+        "nv-ru",
+        "https://ru.edition.example/news/1234567-vyvezli-vospitannikov",
+        RU_EDITION,
+        "2025-03-06T09:30:00+02:00",
+    ),
+    "edition-other": (
+        "nv-ru",
+        "https://ru.edition.example/news/1234568-vyvezli-vospitannikov",
+        RU_OTHER_ARTICLE,
+        "2025-03-06T12:00:00+02:00",
     ),
 }
 
@@ -203,6 +383,23 @@ def test_rewrites_join_and_language_versions_link(pipeline, session: Session) ->
         assert stranger.cluster_id not in {uk.cluster_id, en.cluster_id, ru.cluster_id}
         assert group_of(session, stranger) is None
         assert language_versions(session, stranger.cluster_id) == []
+
+
+def test_retellings_and_editions_found_at_ingest(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    got = ingest(
+        pipeline, session, "return", "camps", "retold", "edition-uk", "edition-ru", "edition-other"
+    )
+    # The retelling joins the return's story; the camps report of the same day does not.
+    assert got["retold"].duplicate_of == got["return"].id
+    assert got["retold"].cluster_id == got["return"].cluster_id
+    assert got["camps"].cluster_id != got["return"].cluster_id
+    assert group_of(session, got["camps"]) is None
+    # The outlet's two editions are language versions; its other article stays alone.
+    uk, ru, other = got["edition-uk"], got["edition-ru"], got["edition-other"]
+    assert uk.cluster_id != ru.cluster_id
+    assert group_of(session, uk) == group_of(session, ru) == uk.cluster_id
+    assert other.cluster_id not in {uk.cluster_id, ru.cluster_id}
+    assert group_of(session, other) is None
 
 
 def test_an_anchor_many_articles_carry_brings_no_candidates(  # type: ignore[no-untyped-def]
@@ -327,6 +524,20 @@ def test_relink_brings_an_old_archive_up_to_date_once(  # type: ignore[no-untype
     bad = runner.invoke(app, ["relink", "--after", "-1"])
     assert bad.exit_code == 2
     assert bad.output.strip().splitlines()[-1].startswith("error:")
+
+
+def test_relink_applies_the_lemma_and_outlet_rules(  # type: ignore[no-untyped-def]
+    pipeline, session: Session, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPORTWATCH_DATABASE_URL", database_url)
+    got = ingest(pipeline, session, "return", "retold", "edition-uk", "edition-ru")
+    _as_before_issue_23(session, got["retold"].id)
+    assert group_of(session, got["edition-ru"]) is None
+    result = runner.invoke(app, ["relink"], catch_exceptions=False)
+    assert "Relinked 4 articles: 1 rewrites joined their story, 1 stories linked" in result.output
+    got = archived(session)
+    assert got["retold"].cluster_id == got["return"].cluster_id
+    assert group_of(session, got["edition-ru"]) == got["edition-uk"].cluster_id
 
 
 def test_ingest_benchmark_finds_rewrites_and_translations(

@@ -485,13 +485,21 @@ class Candidate:
     language: str | None
     published_at: datetime | None
     text: str
+    url: str | None = None
 
 
 def candidate_articles(session: Session, ids: list[int]) -> list[Candidate]:
     if not ids:
         return []
     rows = session.execute(
-        select(Article.id, Article.cluster_id, Article.language, Article.published_at, Article.text)
+        select(
+            Article.id,
+            Article.cluster_id,
+            Article.language,
+            Article.published_at,
+            Article.text,
+            Article.canonical_url,
+        )
         .where(Article.id.in_(ids))
         .order_by(Article.id)
     )

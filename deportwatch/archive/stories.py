@@ -72,6 +72,7 @@ def _relink_one(session: Session, article: Article, counts: RelinkCounts) -> Non
         session,
         text=article.text,
         title=article.title,
+        url=article.canonical_url,
         language=article.language,
         published_at=article.published_at or article.first_seen_at,
         own_id=article.id,
