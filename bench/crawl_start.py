@@ -119,7 +119,7 @@ def main() -> None:
         figures: dict[str, list[tuple[float, float]]] = {"command": [], "fork": []}
         for _ in range(args.crawls):
             for mode in ("command", "fork"):
-                figures[mode].append(crawl(mode, args.source, env, workdir))  # type: ignore[arg-type]
+                figures[mode].append(crawl(mode, args.source, env, workdir))
     print(
         f"source {args.source} replayed from {REPLAY.relative_to(ROOT)}, {args.crawls} crawls each"
     )

@@ -52,7 +52,8 @@ import traceback
 from collections.abc import Iterator, Mapping
 from functools import cache, partial
 from multiprocessing.context import ForkServerContext
-from multiprocessing.reduction import DupFd
+from multiprocessing.process import AuthenticationString  # type: ignore[attr-defined]
+from multiprocessing.reduction import DupFd, ForkingPickler
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -275,6 +276,11 @@ def _may_have_children() -> Iterator[None]:
     daemonic process, which it would end at its exit. A crawl is ended by
     ChildCrawl instead: the mark is lifted while the child starts."""
     current = multiprocessing.current_process()
+    # Its key is billiard's type too, which refuses to be sent to a child by
+    # multiprocessing: it goes as multiprocessing's own.
+    key_type = type(current.authkey)
+    if key_type is not AuthenticationString:
+        ForkingPickler.register(key_type, _as_authkey)
     if not current.daemon:
         yield
         return
@@ -283,6 +289,10 @@ def _may_have_children() -> Iterator[None]:
         yield
     finally:
         current.daemon = True
+
+
+def _as_authkey(key: bytes) -> tuple[Any, tuple[bytes]]:
+    return AuthenticationString, (bytes(key),)
 
 
 @cache
