@@ -92,13 +92,17 @@ class ChildCrawl:
         """Start the child, wait for it (or stop it at its timeout), close the run."""
         run_id = self.run_id if self.run_id is not None else self.open_run()
         started = time.monotonic()
-        self.process = start(
-            self.start_mode,
-            ["crawl", self.source.name, "--run-id", str(run_id)],
-            self.env,
-            self.workdir,
-            die_with_parent=self.die_with_parent,
-        )
+        try:
+            self.process = start(
+                self.start_mode,
+                ["crawl", self.source.name, "--run-id", str(run_id)],
+                self.env,
+                self.workdir,
+                die_with_parent=self.die_with_parent,
+            )
+        except Exception as exc:  # the run is closed saying why, never left open
+            reason = f"the crawl process did not start: {type(exc).__name__}: {exc}"
+            return self._settle(run_id, False, None, reason, time.monotonic() - started)
         try:
             log_event(
                 "crawl.start",

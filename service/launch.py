@@ -177,18 +177,22 @@ class CommandChild:
         die_with_parent: bool,
     ) -> None:
         self._output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        # A session of its own: Ctrl+C in a terminal reaches the service only,
-        # which then decides how long its children may go on.
-        self.process = subprocess.Popen(  # noqa: S603 - a fixed command, no shell
-            [sys.executable, "-m", "deportwatch", *argv],
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=dict(env),
-            cwd=workdir,
-            start_new_session=True,
-            preexec_fn=partial(_die_with, os.getpid()) if die_with_parent else None,  # noqa: PLW1509
-        )
+        try:
+            # A session of its own: Ctrl+C in a terminal reaches the service
+            # only, which then decides how long its children may go on.
+            self.process = subprocess.Popen(  # noqa: S603 - a fixed command, no shell
+                [sys.executable, "-m", "deportwatch", *argv],
+                stdout=self._output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=dict(env),
+                cwd=workdir,
+                start_new_session=True,
+                preexec_fn=partial(_die_with, os.getpid()) if die_with_parent else None,  # noqa: PLW1509
+            )
+        except BaseException:
+            self._output.close()
+            raise
         self.pid = self.process.pid
 
     def wait(self, timeout: float | None) -> int | None:
@@ -232,8 +236,12 @@ class ForkedChild:
             ),
             name=f"deportwatch {' '.join(argv)}",
         )
-        with _LOCK, _may_have_children():
-            self.process.start()
+        try:
+            with _LOCK, _may_have_children():
+                self.process.start()
+        except BaseException:
+            self._output.close()
+            raise
         assert self.process.pid is not None
         self.pid: int = self.process.pid
         self._exit_code: int | None = None

@@ -421,6 +421,38 @@ def test_a_child_that_dies_before_crawling_leaves_a_closed_run_saying_why(
         engine.dispose()
 
 
+@pytest.mark.parametrize("start_mode", ["fork", "command"])
+def test_a_child_that_cannot_start_leaves_a_closed_run_saying_why(
+    tmp_path: Path, start_mode: StartMode
+) -> None:
+    """Its working directory is gone: no crawl, and the run is closed as crashed."""
+    [source] = sources_of(entry("good", "http://127.0.0.1:9/feed.xml", 'every = "1h"'))
+    sources = tmp_path / "sources.toml"
+    sources.write_text(entry("good", "http://127.0.0.1:9/feed.xml", 'every = "1h"'))
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    try:
+        gone = tmp_path / "gone"
+        child = ChildCrawl(
+            make_sessionmaker(engine),
+            source,
+            timeout=60,
+            env=cli_env(url, sources, tmp_path),
+            workdir=gone,
+            start_mode=start_mode,
+        )
+        result = child.run()
+        assert result.outcome == "crashed"
+        assert result.error is not None
+        assert "FileNotFoundError" in result.error
+        assert str(gone) in result.error
+        [(_, run)] = finished_runs(url)
+        assert (run.outcome, run.error_text) == ("crashed", result.error)
+    finally:
+        engine.dispose()
+
+
 def test_crawl_refuses_a_run_id_that_is_not_a_running_crawl_of_the_source(
     tmp_path: Path,
 ) -> None:
