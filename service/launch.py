@@ -24,12 +24,19 @@ the given environment, working directory and argv. The project's own modules
 are imported afresh after that, so their module-level state (consoles, caches)
 follows the child's environment, as in a new interpreter.
 
+As with any multiprocessing start other than fork, the parent's main script
+is run again in the child (as ``__mp_main__``) before the crawl: a program that
+starts crawls keeps its work under ``if __name__ == "__main__":``, as the
+``deportwatch`` command does.
+
 Differences that remain, none of which a crawl depends on: PYTHON* variables in
 the child's environment (PYTHONHASHSEED, PYTHONPATH) take no effect, since the
-interpreter already runs; the exit does not run the forkserver's own atexit
-state, only the crawl's (``_finish``). ``random`` is reseeded in each fork by
-Python itself. ``DEPORTWATCH_CRAWL_START=command`` starts a new interpreter as
-before, for a library that turns out not to survive a fork.
+interpreter already runs; every fork has the same hash seed, and numpy's global
+random state (the crawl draws on neither: datasketch seeds its own generator,
+``random`` is reseeded in each fork by Python). The exit (``_finish``) does what
+an interpreter's exit does: joins the crawl's threads, runs the atexit hooks,
+flushes. ``DEPORTWATCH_CRAWL_START=command`` starts a new interpreter as
+before, should a library turn out not to survive a fork.
 """
 
 from __future__ import annotations
