@@ -278,10 +278,10 @@ class ForkedChild:
         return _tail(self._output)
 
     def close(self) -> None:
+        # The process object is left to multiprocessing, which forgets it at the
+        # next start and closes its status pipe when it is collected: closing
+        # that here could pull it from under a stop() in another thread.
         self._output.close()
-        if self._exit_code is not None:
-            with _LOCK:
-                self.process.close()
 
 
 @contextlib.contextmanager
