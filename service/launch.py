@@ -50,6 +50,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -399,9 +400,9 @@ def _crawl_main(
         for name in list(sys.modules):
             if name.split(".")[0] in OWN and name != __name__:
                 del sys.modules[name]
-        from deportwatch.cli.app import main  # noqa: PLC0415 - afresh, in the child's environment
-
-        main()
+        # What ``python -m deportwatch`` runs, imported afresh here (by name:
+        # the command is the layer above this one).
+        runpy.run_module("deportwatch", run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as exit_:
         if exit_.code is None:
