@@ -173,7 +173,13 @@ class Service:
         if self.stopping.is_set() or source is None:
             return None
         timeout = source_timeout(source, self.settings)
-        child = ChildCrawl(self.sessions, source, timeout, self._child_env())
+        child = ChildCrawl(
+            self.sessions,
+            source,
+            timeout,
+            self._child_env(),
+            start_mode=self.settings.crawl_start,
+        )
         child.open_run()
         with self._lock:
             if self.stopping.is_set():

@@ -14,13 +14,18 @@ CPU seconds per page (every process of the configuration: user + system time of
 the commands, the workers and their crawl processes, measured as this process's
 children), and the checks: every page stored once, every run row closed ``ok``.
 
+Crawls start as the service starts them (``DEPORTWATCH_CRAWL_START``, forked by
+default); ``--start command`` starts each as a new interpreter.
+
 Usage: python -m bench.queue_sweep [--sources 300] [--pages 2] [--latency 0.2]
-       [--workers 1,2,4] [--postgres URL]
+       [--workers 1,2,4] [--postgres URL] [--start fork|command]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import os
 import resource
 import shutil
@@ -44,6 +49,7 @@ from db.models import Article, CrawlRun
 
 ROOT = Path(__file__).parent.parent
 DEPORTWATCH = str(Path(sys.executable).parent / "deportwatch")
+PR_SET_CHILD_SUBREAPER = 36  # prctl(2)
 
 
 @dataclass
@@ -124,6 +130,30 @@ def redis_server(workdir: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+def adopt_orphans() -> None:
+    """Processes whose parent exits before them (a crawl's forkserver, see
+    service/launch.py, outlives its service or worker by a moment) become this
+    process's children, so that their CPU, and that of the crawls they reaped,
+    is counted once this process waits for them."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def reap_orphans(timeout: float = 60) -> None:
+    """Wait for every child left (this process started none that still runs)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("processes of the sweep still run")
+            time.sleep(0.05)
+
+
 def measure(name: str, database_url: str, run: Iterator[None]) -> Sweep:
     """Runs ``run`` (a generator: set-up, then the sweep at its one yield, then
     clean-up) and reads the archive it left."""
@@ -132,6 +162,7 @@ def measure(name: str, database_url: str, run: Iterator[None]) -> Sweep:
     started = time.perf_counter()
     next(run, None)  # the sweep, then the workers stop and are reaped
     wall = time.perf_counter() - started
+    reap_orphans()
     cpu = children_cpu() - cpu_before
     engine = make_engine(database_url)
     with make_sessionmaker(engine)() as session:
@@ -211,9 +242,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2, help="seconds before each answer")
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--postgres", help="PostgreSQL URL (default: a SQLite file)")
+    parser.add_argument("--start", choices=("fork", "command"), default="fork")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("redis-server is needed (apt-get install redis-server)")
+    adopt_orphans()
     site = SyntheticSite(args.sources * args.pages)
     site.latency = args.latency
     sweeps: list[Sweep] = []
@@ -225,6 +258,7 @@ def main() -> None:
             workdir.mkdir()
             url = database(args.postgres or "sqlite", workdir, name.replace("=", ""))
             env = environment(workdir, url, sources_file(workdir, base, args.sources, args.pages))
+            env["DEPORTWATCH_CRAWL_START"] = args.start
             run = service_sweep(env, workdir) if not workers else queue_sweep(env, workdir, workers)
             sweeps.append(measure(name, url, run))
             print_sweep(sweeps[-1], sweeps[0], args.sources * args.pages)

@@ -4,22 +4,16 @@ The scheduler never starts Twisted's reactor (it cannot be restarted in a
 process, and a crawl that hangs must be killable without taking the service
 down). The scheduler opens the run's ``crawl_runs`` row before it starts the
 child, so a child that is stopped, times out or dies still leaves a closed row
-saying what happened.
+saying what happened. How the child process starts (forked from a pre-warmed
+process, by default, or a new interpreter) is service/launch.py's part.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,10 +24,9 @@ from db.types import utcnow
 from deportwatch.config.sources import Source
 from deportwatch.crawl.runner import RunSummary
 from service.events import log_event
+from service.launch import OUTPUT_TAIL, Child, StartMode, start
 
 KILL_AFTER = 10.0  # seconds a child gets to close its run after SIGTERM, before SIGKILL
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
-OUTPUT_TAIL = 4000  # characters of a child's output kept for a crash report
 
 
 @dataclass(frozen=True)
@@ -76,6 +69,7 @@ class ChildCrawl:
         workdir: Path | None = None,
         *,
         die_with_parent: bool = False,
+        start_mode: StartMode = "fork",
     ) -> None:
         self.sessions = sessions
         self.source = source
@@ -83,8 +77,9 @@ class ChildCrawl:
         self.env = env
         self.workdir = workdir
         self.die_with_parent = die_with_parent
+        self.start_mode = start_mode
         self.run_id: int | None = None
-        self.process: subprocess.Popen[str] | None = None
+        self.process: Child | None = None
         self._stopped = threading.Event()  # set when the service asked the child to stop
 
     def open_run(self) -> int:
@@ -96,33 +91,37 @@ class ChildCrawl:
     def run(self) -> CrawlResult:
         """Start the child, wait for it (or stop it at its timeout), close the run."""
         run_id = self.run_id if self.run_id is not None else self.open_run()
-        command = [sys.executable, "-m", "deportwatch", "crawl", self.source.name]
         started = time.monotonic()
-        # A session of its own: Ctrl+C in a terminal reaches the service only,
-        # which then decides how long its children may go on.
-        self.process = subprocess.Popen(  # noqa: S603 - a fixed command, no shell
-            [*command, "--run-id", str(run_id)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-            env=self.env,
-            cwd=self.workdir,
-            start_new_session=True,
-            preexec_fn=partial(_die_with, os.getpid()) if self.die_with_parent else None,  # noqa: PLW1509
-        )
-        log_event("crawl.start", source=self.source.name, run_id=run_id, pid=self.process.pid)
-        if self._stopped.is_set():  # stop() came while the child was starting
-            _signal_group(self.process, signal.SIGTERM)
-        timed_out = False
         try:
-            output, _ = self.process.communicate(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            output = self._terminate()
-        duration = time.monotonic() - started
-        return self._settle(run_id, timed_out, self.process.returncode, output, duration)
+            self.process = start(
+                self.start_mode,
+                ["crawl", self.source.name, "--run-id", str(run_id)],
+                self.env,
+                self.workdir,
+                die_with_parent=self.die_with_parent,
+            )
+        except Exception as exc:  # the run is closed saying why, never left open
+            reason = f"the crawl process did not start: {type(exc).__name__}: {exc}"
+            return self._settle(run_id, False, None, reason, time.monotonic() - started)
+        try:
+            log_event(
+                "crawl.start",
+                source=self.source.name,
+                run_id=run_id,
+                pid=self.process.pid,
+                start=self.start_mode,
+            )
+            if self._stopped.is_set():  # stop() came while the child was starting
+                self.process.signal_group(signal.SIGTERM)
+            timed_out = False
+            exit_code = self.process.wait(self.timeout)
+            if exit_code is None:
+                timed_out = True
+                exit_code = self._terminate(self.process)
+            duration = time.monotonic() - started
+            return self._settle(run_id, timed_out, exit_code, self.process.output(), duration)
+        finally:
+            self.process.close()
 
     @property
     def pid(self) -> int | None:
@@ -131,26 +130,23 @@ class ChildCrawl:
     def stop(self) -> None:
         """Ask a running child to stop (service shutdown); its run() then returns."""
         self._stopped.set()
-        process = self.process
-        if process is not None and process.poll() is None:
-            _signal_group(process, signal.SIGTERM)
+        if self.process is not None:
+            self.process.signal_group(signal.SIGTERM)
 
     def kill(self) -> None:
         """Stop a child that did not stop when asked."""
-        process = self.process
-        if process is not None and process.poll() is None:
-            _signal_group(process, signal.SIGKILL)
+        if self.process is not None:
+            self.process.signal_group(signal.SIGKILL)
 
-    def _terminate(self) -> str:
+    @staticmethod
+    def _terminate(process: Child) -> int | None:
         """SIGTERM (Scrapy closes the run cleanly), then SIGKILL if it lingers."""
-        assert self.process is not None
-        _signal_group(self.process, signal.SIGTERM)
-        try:
-            output, _ = self.process.communicate(timeout=KILL_AFTER)
-        except subprocess.TimeoutExpired:
-            _signal_group(self.process, signal.SIGKILL)
-            output, _ = self.process.communicate()
-        return output
+        process.signal_group(signal.SIGTERM)
+        exit_code = process.wait(KILL_AFTER)
+        if exit_code is None:
+            process.signal_group(signal.SIGKILL)
+            exit_code = process.wait(None)
+        return exit_code
 
     def _settle(
         self, run_id: int, timed_out: bool, exit_code: int | None, output: str, duration: float
@@ -176,20 +172,3 @@ class ChildCrawl:
                 run.finished_at = utcnow()
             summary = RunSummary.of(self.source.name, run)
         return CrawlResult(run_id, summary, duration, exit_code)
-
-
-def _die_with(parent: int) -> None:
-    """In the child, before it runs the crawl: killed when its parent dies.
-
-    A queue worker killed with ``kill -9`` has its crawl delivered again to
-    another worker; its own crawl must not go on beside that one."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before prctl took effect
-        os._exit(1)
-
-
-def _signal_group(process: subprocess.Popen[str], signum: int) -> None:
-    """Signal the child and anything it started (its own process group)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signum)

@@ -180,7 +180,14 @@ def _crawl_locked(
         log_event("crawl.skipped", source=source.name, reason=f"crawled since, run {since}")
         return "skipped"
     timeout = source_timeout(source, settings)
-    child = ChildCrawl(sessions, source, timeout, dict(os.environ), die_with_parent=True)
+    child = ChildCrawl(
+        sessions,
+        source,
+        timeout,
+        dict(os.environ),
+        die_with_parent=True,
+        start_mode=settings.crawl_start,
+    )
     result = child.run()
     level = logging.WARNING if result.outcome in ("failed", "timeout", "crashed") else logging.INFO
     log_event(

@@ -188,6 +188,7 @@ def test_the_package_the_image_installs_holds_every_part(tmp_path: Path) -> None
     assert "spiders/telegram.py" in names
     assert "spiders/middlewares/replay.py" in names
     assert "service/child.py" in names
+    assert "service/launch.py" in names
     assert "deportwatch/cli/app.py" in names
     assert "db/repository/articles.py" in names
     assert "pipeline/store.py" in names

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -26,6 +27,7 @@ from deportwatch.config.settings import Settings
 from deportwatch.config.sources import Source, parse_sources
 from scheduler import Service, make_trigger, next_due
 from service.child import ChildCrawl
+from service.launch import StartMode
 from tests.conftest import REPO, WEB, LoopbackSite, WebhookReceiver
 from tests.helpers import DEPORTWATCH, cli_env, feed, run_cli, wait_for
 
@@ -360,8 +362,38 @@ def test_jobs_follow_the_sources_file_and_a_broken_reload_keeps_them(
         service.close()
 
 
+def test_the_forkserver_preloads_libraries_only_without_reactor_or_thread() -> None:
+    """What the forkserver imports: no reactor (each crawl installs Scrapy's own),
+    no thread (a fork copies none), none of the project's modules (a crawl
+    imports them afresh, in its own environment)."""
+    probe = (
+        "import json, sys, threading\n"
+        "from service.launch import PRELOAD, OWN\n"
+        "for name in PRELOAD: __import__(name)\n"
+        "own = sorted(m for m in sys.modules if m.split('.')[0] in OWN)\n"
+        "print(json.dumps({'reactor': 'twisted.internet.reactor' in sys.modules,\n"
+        "  'threads': threading.active_count(), 'own': own,\n"
+        "  'loaded': [n for n in PRELOAD if n in sys.modules]}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    found = json.loads(done.stdout)
+    assert found["reactor"] is False
+    assert found["threads"] == 1
+    assert found["own"] == ["service", "service.launch"]
+    from service.launch import PRELOAD  # noqa: PLC0415 - the list the probe imported
+
+    assert found["loaded"] == list(PRELOAD)
+
+
+@pytest.mark.parametrize("start_mode", ["fork", "command"])
 def test_a_child_that_dies_before_crawling_leaves_a_closed_run_saying_why(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, start_mode: StartMode
 ) -> None:
     """keywords.toml broken while the service runs: the crawl process exits at once."""
     [source] = sources_of(entry("good", "http://127.0.0.1:9/feed.xml", 'every = "1h"'))
@@ -373,7 +405,9 @@ def test_a_child_that_dies_before_crawling_leaves_a_closed_run_saying_why(
     engine = make_engine(database_url)
     upgrade(engine)
     try:
-        child = ChildCrawl(make_sessionmaker(engine), source, timeout=60, env=env)
+        child = ChildCrawl(
+            make_sessionmaker(engine), source, timeout=60, env=env, start_mode=start_mode
+        )
         result = child.run()
         assert result.outcome == "crashed"
         assert result.exit_code == 2
@@ -383,6 +417,38 @@ def test_a_child_that_dies_before_crawling_leaves_a_closed_run_saying_why(
         [(name, run)] = finished_runs(database_url)
         assert (name, run.outcome, run.error_text) == ("good", "crashed", result.error)
         assert run.finished_at is not None
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("start_mode", ["fork", "command"])
+def test_a_child_that_cannot_start_leaves_a_closed_run_saying_why(
+    tmp_path: Path, start_mode: StartMode
+) -> None:
+    """Its working directory is gone: no crawl, and the run is closed as crashed."""
+    [source] = sources_of(entry("good", "http://127.0.0.1:9/feed.xml", 'every = "1h"'))
+    sources = tmp_path / "sources.toml"
+    sources.write_text(entry("good", "http://127.0.0.1:9/feed.xml", 'every = "1h"'))
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    try:
+        gone = tmp_path / "gone"
+        child = ChildCrawl(
+            make_sessionmaker(engine),
+            source,
+            timeout=60,
+            env=cli_env(url, sources, tmp_path),
+            workdir=gone,
+            start_mode=start_mode,
+        )
+        result = child.run()
+        assert result.outcome == "crashed"
+        assert result.error is not None
+        assert "FileNotFoundError" in result.error
+        assert str(gone) in result.error
+        [(_, run)] = finished_runs(url)
+        assert (run.outcome, run.error_text) == ("crashed", result.error)
     finally:
         engine.dispose()
 

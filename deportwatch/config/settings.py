@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,6 +83,13 @@ class Settings(BaseSettings):
     )
     crawl_timeout: float = Field(
         default=1800, gt=0, description="Seconds before a crawl is stopped as timed out."
+    )
+    crawl_start: Literal["fork", "command"] = Field(
+        default="fork",
+        description=(
+            "How a crawl's process starts: forked from a process that has imported the "
+            "crawler's libraries (fork), or a new interpreter (command)."
+        ),
     )
     shutdown_grace: float = Field(
         default=60, ge=0, description="Seconds running crawls get to finish on SIGTERM."
