@@ -49,6 +49,7 @@ import io
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
 import os
 import runpy
 import signal
@@ -318,6 +319,24 @@ def forkserver() -> ForkServerContext:
     assert isinstance(context, ForkServerContext)
     context.set_forkserver_preload(list(PRELOAD))
     return context
+
+
+def _forget_inherited_forkserver() -> None:
+    """In a process made by ``os.fork`` (a Celery pool process, a test's forked
+    command): a forkserver its parent started is the parent's, with the parent's
+    environment and preload. Forget it, so this process starts its own at its first
+    crawl; the inherited copy of its alive pipe is closed (the parent keeps its own)."""
+    server = multiprocessing.forkserver._forkserver  # the module's singleton
+    alive: int | None = getattr(server, "_forkserver_alive_fd", None)
+    if alive is None:
+        return
+    server.__init__()  # type: ignore[misc]  # the state of a server never started
+    forkserver.cache_clear()  # the preload is set again on the next crawl
+    with contextlib.suppress(OSError):
+        os.close(alive)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_forkserver)
 
 
 class _Inherited:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing.forkserver
 import os
 import signal
 import subprocess
@@ -505,3 +506,20 @@ def test_the_service_asks_again_for_flagged_articles_on_a_slow_rhythm(
         assert article.source_state == "removed"
         assert article.removed_at is not None
     engine.dispose()
+
+
+@pytest.mark.e2e
+def test_a_forked_process_starts_its_own_forkserver_not_its_parents(
+    site: LoopbackSite, tmp_path: Path
+) -> None:
+    """This test process runs a forkserver (as a Celery worker's parent could); the
+    command, forked from it, must crawl through a forkserver of its own: the
+    parent's has the parent's environment, and its crawls ended as crashed."""
+    multiprocessing.forkserver.ensure_running()
+    assert multiprocessing.forkserver._forkserver._forkserver_pid is not None  # type: ignore[attr-defined]
+    sources = tmp_path / "sources.toml"
+    sources.write_text(entry("good", write_outlet(site, "good"), 'every = "1h"'))
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    done = run_cli(["schedule", "--once"], url, sources, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [(n, r.outcome) for n, r in finished_runs(url)] == [("good", "ok")]
