@@ -424,18 +424,23 @@ def _crawl_main(
         runpy.run_module("deportwatch", run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as exit_:
-        if exit_.code is None:
-            code = 0
-        elif isinstance(exit_.code, int):
-            code = exit_.code
-        else:
-            print(exit_.code, file=sys.stderr)
-            code = 1
+        code = exit_status(exit_)
     except BaseException:
         traceback.print_exc()
         code = 1
     finally:
         _finish(code)
+
+
+def exit_status(exit_: SystemExit) -> int:
+    """The status a new interpreter exits with on this SystemExit (a message
+    goes to stderr and gives 1, as Python's own exit does)."""
+    if exit_.code is None:
+        return 0
+    if isinstance(exit_.code, int):
+        return exit_.code
+    print(exit_.code, file=sys.stderr)
+    return 1
 
 
 def _finish(code: int) -> None:

@@ -28,6 +28,8 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
+from service.launch import exit_status
+
 # The project's top-level packages and modules: imported afresh in each child.
 OWN = ("deportwatch", "db", "pipeline", "spiders", "service", "scheduler")
 # The warning filters of a fresh interpreter (pytest's "error" filter must not
@@ -138,13 +140,7 @@ def _child(args: list[str], env: Mapping[str, str], cwd: Path, out: int, err: in
         main()
         code = 0
     except SystemExit as exit_:
-        if exit_.code is None:
-            code = 0
-        elif isinstance(exit_.code, int):
-            code = exit_.code
-        else:
-            print(exit_.code, file=sys.stderr)
-            code = 1
+        code = exit_status(exit_)
     except BaseException:
         traceback.print_exc()
         code = 1
