@@ -33,7 +33,7 @@ Differences that remain, none of which a crawl depends on: PYTHON* variables in
 the child's environment (PYTHONHASHSEED, PYTHONPATH) take no effect, since the
 interpreter already runs; every fork has the same hash seed, and numpy's global
 random state (the crawl draws on neither: datasketch seeds its own generator,
-``random`` is reseeded in each fork by Python). The exit (``_finish``) does what
+``random`` is reseeded in each fork by Python). The exit (``finish``) does what
 an interpreter's exit does: joins the crawl's threads, runs the atexit hooks,
 flushes. ``DEPORTWATCH_CRAWL_START=command`` starts a new interpreter as
 before, should a library turn out not to survive a fork.
@@ -404,15 +404,7 @@ def _crawl_main(
         # child, which would keep the forkserver (and so, through
         # PR_SET_PDEATHSIG, this crawl) alive after its worker is gone.
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
-        sys.stderr = io.TextIOWrapper(
-            io.FileIO(2, "w", closefd=False), encoding="utf-8", line_buffering=True
-        )
-        os.chdir(workdir)
-        os.environ.clear()
-        os.environ.update(env)
-        sys.argv = ["deportwatch", *argv]
+        enter_command(argv, env, workdir)
         # multiprocessing may have run the parent's main script (``deportwatch``
         # itself) before this function: its project modules go, to be imported
         # afresh in this environment.
@@ -429,7 +421,7 @@ def _crawl_main(
         traceback.print_exc()
         code = 1
     finally:
-        _finish(code)
+        finish(code)
 
 
 def exit_status(exit_: SystemExit) -> int:
@@ -443,14 +435,31 @@ def exit_status(exit_: SystemExit) -> int:
     return 1
 
 
-def _finish(code: int) -> None:
+def enter_command(argv: list[str], env: Mapping[str, str], workdir: str | Path) -> None:
+    """In a forked child whose descriptors 0, 1 and 2 are in place: the text
+    streams, working directory, environment and argv a new ``deportwatch``
+    process would have."""
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False), encoding="utf-8", line_buffering=True
+    )
+    os.chdir(workdir)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = ["deportwatch", *argv]
+
+
+def finish(code: int, *, exit_hooks: bool = True) -> None:
     """What a normal exit does: wait for the command's own threads, run its
-    exit hooks (logging's among them), flush the streams; then exit at once."""
+    exit hooks (logging's among them; not where the hooks registered are a
+    parent's), flush the streams; then exit at once."""
     try:
         for thread in threading.enumerate():
             if thread is not threading.current_thread() and not thread.daemon:
                 thread.join(30)
-        atexit._run_exitfuncs()  # what the interpreter runs at exit
+        if exit_hooks:
+            atexit._run_exitfuncs()  # what the interpreter runs at exit
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -16,7 +16,6 @@ crawls (``Forked``), as SIGKILL-able as any process.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import signal
@@ -28,10 +27,8 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-from service.launch import exit_status
+from service.launch import OWN, enter_command, exit_status, finish
 
-# The project's top-level packages and modules: imported afresh in each child.
-OWN = ("deportwatch", "db", "pipeline", "spiders", "service", "scheduler")
 # The warning filters of a fresh interpreter (pytest's "error" filter must not
 # turn a library's warning into a failed command).
 DEFAULT_FILTERS = (
@@ -125,15 +122,7 @@ def _child(args: list[str], env: Mapping[str, str], cwd: Path, out: int, err: in
         os.dup2(err, 2)
         for fd in (devnull, out, err):
             os.close(fd)
-        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
-        sys.stderr = io.TextIOWrapper(
-            io.FileIO(2, "w", closefd=False), encoding="utf-8", line_buffering=True
-        )
-        os.chdir(cwd)
-        os.environ.clear()
-        os.environ.update(env)
-        sys.argv = ["deportwatch", *args]
+        enter_command(args, env, cwd)
         _fresh_process_state()
         from deportwatch.cli.app import main  # noqa: PLC0415 -- imported afresh, after the purge
 
@@ -145,18 +134,8 @@ def _child(args: list[str], env: Mapping[str, str], cwd: Path, out: int, err: in
         traceback.print_exc()
         code = 1
     finally:
-        # What a normal exit does (without the parent's atexit hooks, which
-        # belong to the test process): wait for the command's own threads,
-        # flush the logs and the streams.
-        try:
-            for thread in threading.enumerate():
-                if thread is not threading.current_thread() and not thread.daemon:
-                    thread.join(30)
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+        # The test process's exit hooks are not the command's.
+        finish(code, exit_hooks=False)
 
 
 def _fresh_process_state() -> None:
