@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 QUEUE = "deportwatch.crawls"
 TASK = "deportwatch.crawl"
 VISIBILITY_MARGIN = 300.0  # seconds past the longest crawl before Redis delivers it again
+# RabbitMQ's default consumer_timeout (rabbitmq.conf): a task held unacknowledged
+# longer is taken back and its channel closed. AMQP does not tell a client the
+# broker's setting, so a worker can only say when the crawls may outlast the default.
+RABBITMQ_CONSUMER_TIMEOUT = 1800.0
 BUSY_RETRY = 15.0  # seconds before a task whose source is being crawled is tried again
 
 
@@ -71,6 +75,27 @@ def visibility_timeout(settings: Settings, sources: Iterable[Source]) -> float:
             f"the longest crawl ({floor:g} s, its stop included); a crawl would run twice"
         )
     return chosen
+
+
+def is_amqp(url: str) -> bool:
+    return url.split(":", 1)[0] in ("amqp", "amqps", "pyamqp")
+
+
+def rabbitmq_caution(settings: Settings, sources: Iterable[Source]) -> str | None:
+    """What a worker on RabbitMQ says when a crawl may outlast the broker's default
+    consumer_timeout: RabbitMQ would take the task back mid-crawl (the crawl lock and
+    the run rows keep it from running twice, but its channel is closed)."""
+    if not settings.broker_url or not is_amqp(settings.broker_url):
+        return None
+    longest = max((source_timeout(s, settings) for s in sources), default=0.0)
+    held = max(longest, settings.crawl_timeout) + KILL_AFTER
+    if held < RABBITMQ_CONSUMER_TIMEOUT:
+        return None
+    return (
+        f"a crawl may hold its task {held:g} s, RabbitMQ's default consumer_timeout is "
+        f"{RABBITMQ_CONSUMER_TIMEOUT:g} s: set consumer_timeout = {int((held + 60) * 1000)} "
+        "(milliseconds) or more in rabbitmq.conf unless it is set already"
+    )
 
 
 def make_app(settings: Settings) -> Celery:
@@ -108,7 +133,7 @@ def make_app(settings: Settings) -> Celery:
 
 
 def _transport_options(url: str, visibility: float) -> dict[str, Any]:
-    if url.split(":", 1)[0] in ("amqp", "amqps", "pyamqp"):
+    if is_amqp(url):
         # RabbitMQ puts a taken task back when its worker's connection drops, and
         # has no visibility timeout. A sent task is on the broker once it says so
         # (publisher confirms): a broker restart right after cannot lose it.
@@ -294,6 +319,9 @@ def run_worker(settings: Settings, concurrency: int, name: str | None = None) ->
     finally:
         engine.dispose()
     log_event("worker.start", node=node_name(name), concurrency=concurrency)
+    caution = rabbitmq_caution(settings, load_sources(settings.sources).sources)
+    if caution:
+        log_event("worker.consumer_timeout", logging.WARNING, note=caution)
     app.worker_main(
         [
             "--quiet",  # no banner: the output is JSON lines, as the service's

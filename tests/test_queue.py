@@ -433,6 +433,19 @@ def test_two_workers_share_a_sweep_and_crawl_each_source_once(
     workers[0].stop()
     assert check() == (1, "worker w1@test does not answer\n")
 
+    # Crawls of 45 s fit in RabbitMQ's default consumer_timeout (30 min); the
+    # default crawl timeout (30 min, +10 s to stop) does not, and a worker on
+    # RabbitMQ says so when it starts. Redis has no such limit.
+    assert not workers[1].events("worker.consumer_timeout")
+    defaults = cli_env(database_url, sources, tmp_path, broker_url=broker.url)
+    cautions = worker(processes, defaults, tmp_path, "w3@test").events("worker.consumer_timeout")
+    if isinstance(broker, RabbitMQHost):
+        assert [c["level"] for c in cautions] == ["warning"]
+        assert "may hold its task 1810 s" in str(cautions[0]["note"])
+        assert "consumer_timeout = 1870000" in str(cautions[0]["note"])
+    else:
+        assert cautions == []
+
 
 @REDIS_PG_RABBITMQ_SQLITE
 def test_a_crawl_killed_with_its_worker_is_finished_by_another(
