@@ -61,7 +61,7 @@ OTHER = (
         (),
     ),
     (
-        "`kill -9` of a crawl at six seeded points, then a second crawl",
+        "`kill -9` of a crawl at six seeded points (three on each database), then a second crawl",
         "the archive equals one uninterrupted crawl's (rows, texts, dates, flags, evidence, "
         "stories); no orphan rows; the killed run closed as `crashed`; every WARC capture "
         "linked, before and after the second crawl, is a complete record with its digest",
@@ -190,7 +190,7 @@ def render(found: dict[str, str], code: int) -> str:
         "",
         "One `deportwatch crawl --all` through a loopback web that misbehaves "
         "(`tests/fault_web.py`): each fault is a source of its own, so each is recorded on "
-        "its own run. The crawl runs with a 2 s download timeout, 2 retries and 0.2 s "
+        "its own run. The crawl runs with a 4 s download timeout, 2 retries and 0.2 s "
         "backoff. The crawl itself must finish, exit 0, and leave no article row without "
         "a title, text, hash or story "
         f"(`{verdict(found, 'test_fault_matrix.py::test_the_crawl', DATABASES)}`).",

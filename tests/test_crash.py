@@ -35,7 +35,19 @@ from tests.helpers import DEPORTWATCH, cli_env, run_cli
 
 pytestmark = pytest.mark.e2e
 PAGES = 60
-SEEDS = (1, 2, 3, 5, 6, 9)  # kill points 11, 58, 18, 42, 53, 32 of 60
+# Each kill point runs on one engine, and each engine gets an early, a middle and
+# a late one: what a kill can leave behind (an open batch, a half-written WARC
+# record, a run left running) comes from where the crawl was, not from the
+# engine, whose own commits the rest of the suite tests on both. Every pair of
+# kill point and engine would double the file's time for no case of its own.
+KILLS = (
+    ("sqlite", 1),  # kill point 11 of 60
+    ("sqlite", 3),  # 18
+    ("sqlite", 6),  # 53
+    ("postgresql", 9),  # 32
+    ("postgresql", 5),  # 42
+    ("postgresql", 2),  # 58
+)
 ARTIFACTS = REPO / "build" / "test-artifacts"
 # One request at a time: each crawl stores the pages in the same order, so the
 # story each copy joins does not depend on which of two answers came first.
@@ -93,7 +105,7 @@ class Reference:
     state: dict[str, Any]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module")
 def reference(
     request: pytest.FixtureRequest,
     synthetic: SyntheticSite,
@@ -112,7 +124,7 @@ def reference(
 
 
 # One test per kill point, so that the kill points share the test workers.
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("reference", "seed"), KILLS, indirect=["reference"])
 def test_a_crawl_killed_anywhere_and_run_again_leaves_the_archive_whole(
     reference: Reference, synthetic: SyntheticSite, seed: int, tmp_path: Path
 ) -> None:
