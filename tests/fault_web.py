@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler
 
 from tests.loopback import LoopbackServer
 
-HANG_SECONDS = 6.0  # longer than the download timeout the matrix crawl uses
+HANG_SECONDS = 10.0  # longer than the download timeout the matrix crawl uses
 BIG = 50 * 1024 * 1024
 
 
