@@ -19,10 +19,11 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(PYTHON) -m venv $(VENV)/pywb
-	$(VENV)/pywb/bin/python -m pip install --quiet 'pywb>=2.8,<3'
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# pywb (the evidence replay test's, in a venv of its own) installs at the same time.
+	$(VENV)/pywb/bin/python -m pip install --quiet 'pywb>=2.8,<3' & pywb=$$!; \
+	$(BIN)/python -m pip install --quiet -e '.[dev]' && wait $$pywb
 	touch $(STAMP)
 
 ## One-off crawl of every enabled source into ./data/archive.db
@@ -30,8 +31,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/deportwatch crawl --all $(ARGS)
 
-## Lint, formatting, types, then the test suite
-test: lint typecheck unit
+## Lint, formatting and types beside the test suite (they take a core for half a
+## minute while the suite's first tests wait on crawls); each one's lines as they come
+test: $(STAMP)
+	@$(MAKE) --no-print-directory -j3 --output-sync=line lint typecheck unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
