@@ -113,6 +113,24 @@ OUTLET_WEIGHT = CANDIDATE_WEIGHT
 REWRITE_LEMMA_LEAD = 0.25
 REWRITE_LEMMA_FACTS = 0.20
 REWRITE_LEMMA_ANCHORS = 2
+# A sentence shared word for word (a quoted statement, an official's sentence
+# copied by two outlets): a run of this many plain tokens (numbers and
+# lower-case content words; names, titles and short function words left out,
+# so an attribution line such as "said the Verkhovna Rada Commissioner for
+# Human Rights Dmytro Lubinets" stays far below it), at least this many of
+# them words. An outlet's own boilerplate (its attribution formula, its
+# background paragraph) repeats across its articles, so only two outlets'
+# shared sentence counts.
+SHARED_RUN_TOKENS = 9
+SHARED_RUN_WORDS = 4
+# Sentences of that many plain tokens are keyed by their first run (the
+# longest few per article, on five-day spans like the rare terms): two outlets
+# quoting one statement become candidates whatever else they share. A shorter
+# key matched the opening formula of any report of a return ("Україні вдалося
+# повернути з тимчасово окупованої території ...").
+SENTENCE_KEY_TOKENS = SHARED_RUN_TOKENS
+MAX_SENTENCE_KEYS = 8
+SENTENCE_WEIGHT = CANDIDATE_WEIGHT
 
 _SHINGLE = 5
 
@@ -124,6 +142,13 @@ _NUMBER_SEP = re.compile(r"[ \u00a0\u202f,]")
 # count: read as counts, its hours and minutes contradicted the lead of a copy
 # of the same story that shows no time.
 _CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])")
+# A count given as a bound ("понад 20", "more than 20") is not the story's
+# exact count: against a copy that says 22 it is no contradiction.
+_APPROXIMATE = re.compile(
+    r"(?:понад|більше|більш ніж|близько|майже|приблизно|щонайменше|около|более|почти|"
+    r"свыше|не менее|примерно|over|more than|nearly|almost|about|around|at least)\s+$",
+    re.IGNORECASE,
+)
 
 # Counts and ages are written out as often as in digits (п'ятеро, пятеро, five;
 # семирічний, семилетний, seven-year-old): the same number whatever the language.
@@ -316,7 +341,9 @@ def _anchors(text: str) -> Anchors:
             continue
         number = int(_NUMBER_SEP.sub("", match.group(1)))
         numbers.add(number)
-        if match.start() < LEAD_CHARS:
+        if match.start() < LEAD_CHARS and not _APPROXIMATE.search(
+            text, max(0, match.start() - 12), match.start()
+        ):
             lead.add(number)
     numbers |= _written_numbers(text)
     names: Counter[str] = Counter()
@@ -374,15 +401,18 @@ def story_keys(
     published: datetime | None,
     terms: tuple[str, ...] = (),
     outlet: str | None = None,
+    sentences: tuple[str, ...] = (),
 ) -> list[int]:
     """The keys an article is stored under: its anchors on its publication day,
-    its rare terms on their five-day span, and its outlet's article number."""
+    its rare terms and its long sentences on their five-day span, and its
+    outlet's article number."""
     keys = [_key(f"o{outlet}", date.min)] if outlet else []
     if published is None:
         return keys
     day = published.date()
     keys += [_key(anchor, day) for anchor in keyed_anchors(found)]
     keys += [_key(f"l{term}", _span(day)) for term in terms]
+    keys += [_key(f"s{sentence}", _span(day)) for sentence in sentences]
     return keys
 
 
@@ -391,6 +421,7 @@ def lookup_keys(
     published: datetime | None,
     terms: tuple[str, ...] = (),
     outlet: str | None = None,
+    sentences: tuple[str, ...] = (),
 ) -> dict[int, float]:
     """The keys to look up (the same anchors on each day of the window), each
     with its anchor's weight: a shared count of hundreds says more than a name.
@@ -408,6 +439,9 @@ def lookup_keys(
     }
     spans = {_span(days[0]), _span(days[-1])}
     keys |= {_key(f"l{term}", span): TERM_WEIGHT for term in terms for span in spans}
+    keys |= {
+        _key(f"s{sentence}", span): SENTENCE_WEIGHT for sentence in sentences for span in spans
+    }
     return keys
 
 
@@ -448,26 +482,94 @@ def lead_terms(text: str, language: str | None) -> tuple[str, ...]:
     return tuple(f"{language}:{lemma}" for lemma in ranked[:MAX_TERMS])
 
 
+# A sentence or clause: quotes, dashes, bullets and line ends bound it as
+# sentence ends do (a quote is shared without the words that introduce it).
+_PIECE = re.compile(r"[^.!?\n;:«»\"“”„—–•]+")
+_PIECE_WORD = re.compile(r"[^\W_]+(?:['ʼ’][^\W_]+)*")
+# The two countries every report names, written lower-case by some outlets
+# (росія) and capitalised by others: left out like the other names (their
+# adjectives, російських, are ordinary words).
+_COUNTRIES = frozenset(
+    "росія росії росію росією россия россии россию россией russia "
+    "україна україни україні україну україною украина украины украине украину украиной "
+    "ukraine".split()
+)
+
+
+@lru_cache(maxsize=256)
+def plain_pieces(text: str) -> tuple[tuple[str, ...], ...]:
+    """Each long sentence or clause of the text as its plain tokens: numbers,
+    and lower-case words of four letters or more that are not function words.
+    Names and titles are left out (every report of the subject has them), the
+    first word of a clause kept whatever its case."""
+    pieces = []
+    for piece in _PIECE.finditer(text):
+        tokens = []
+        for i, match in enumerate(_PIECE_WORD.finditer(piece.group())):
+            word = match.group()
+            if word.isdigit():
+                tokens.append(word)
+                continue
+            lowered = word.lower().translate(_APOSTROPHES)
+            if (
+                (i == 0 or word[0].islower())
+                and len(word) >= 4
+                and lowered not in _STOP
+                and lowered not in _COUNTRIES
+            ):
+                tokens.append(lowered)
+        if len(tokens) >= SHARED_RUN_TOKENS:
+            pieces.append(tuple(tokens))
+    return tuple(pieces)
+
+
+def _runs(pieces: tuple[tuple[str, ...], ...]) -> set[tuple[str, ...]]:
+    return {
+        piece[i : i + SHARED_RUN_TOKENS]
+        for piece in pieces
+        for i in range(len(piece) - SHARED_RUN_TOKENS + 1)
+    }
+
+
+def shared_sentence(a: str, b: str) -> bool:
+    """Do the two texts share a run of SHARED_RUN_TOKENS plain tokens within
+    one sentence, SHARED_RUN_WORDS of them words?"""
+    common = _runs(plain_pieces(a)) & _runs(plain_pieces(b))
+    return any(sum(not t.isdigit() for t in run) >= SHARED_RUN_WORDS for run in common)
+
+
+@lru_cache(maxsize=256)
+def sentence_terms(text: str) -> tuple[str, ...]:
+    """The first plain tokens of the text's longest sentences, as lookup keys."""
+    pieces = sorted(plain_pieces(text), key=len, reverse=True)[:MAX_SENTENCE_KEYS]
+    return tuple(dict.fromkeys(" ".join(p[:SENTENCE_KEY_TOKENS]) for p in pieces))
+
+
 _OUTLET_NUMBER = re.compile(r"(?<!\d)\d{5,}(?!\d)")
 # Editions of one outlet differ by a language or a mobile prefix of the host.
 _EDITION_PREFIXES = ("www.", "m.", "amp.", "en.", "ru.", "ua.", "uk.", "rus.", "eng.")
 
 
-def outlet_article(url: str | None) -> str | None:
-    """An outlet's article number as its editions in every language share it
-    (host without its edition prefix, and the longest number of five digits or
-    more in the path); None for an address without one."""
+def outlet_host(url: str | None) -> str | None:
+    """The outlet of an address: its host without an edition prefix."""
     if not url:
         return None
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    host = (urlsplit(url).hostname or "").lower()
     stripped = True
     while stripped:
         stripped = False
         for prefix in _EDITION_PREFIXES:
             if host.startswith(prefix) and host.count(".") > 1:
                 host, stripped = host.removeprefix(prefix), True
-    numbers = _OUTLET_NUMBER.findall(parts.path)
+    return host or None
+
+
+def outlet_article(url: str | None) -> str | None:
+    """An outlet's article number as its editions in every language share it
+    (host without its edition prefix, and the longest number of five digits or
+    more in the path); None for an address without one."""
+    host = outlet_host(url)
+    numbers = _OUTLET_NUMBER.findall(urlsplit(url).path) if url else []
     if not host or not numbers:
         return None
     return f"{host}/{max(numbers, key=len)}"
@@ -532,14 +634,18 @@ def rewrite_verdict(
     published_a: datetime | None = None,
     published_b: datetime | None = None,
     language: str | None = None,
+    *,
+    outlets: tuple[str | None, str | None] = (None, None),
 ) -> Verdict:
     """Is ``b`` the same story as ``a`` retold in the same language?
 
     Most of the wording kept (letter 5-grams), or a summary contained in the
     other text, is a rewrite on its own. A retelling in other words is one
     only when published within the window and sharing some wording and the
-    anchors a language version would need, or, in the text's ``language``,
-    the lemmas of its lead and of its fact sentences and some telling anchors.
+    anchors a language version would need, or a sentence word for word (two
+    different ``outlets``, the hosts of their addresses), or, in the text's
+    ``language``, the lemmas of its lead and of its fact sentences and some
+    telling anchors.
     """
     # The counts first: they settle most candidates of the same days, and cost
     # less than the letter 5-grams.
@@ -560,6 +666,14 @@ def rewrite_verdict(
         retold = language_verdict(found_a, found_b, published_a, published_b, window=DAY_WINDOW)
         if retold.same:
             return Verdict(True, jaccard, f"retold, {retold.why}")
+    same_outlet = outlets[0] is not None and outlets[0] == outlets[1]
+    if (
+        not same_outlet
+        and _within_window(published_a, published_b)
+        and _leads_agree(found_a, found_b)
+        and shared_sentence(a, b)
+    ):
+        return Verdict(True, jaccard, "a sentence word for word")
     if language in LANGUAGES and _within_window(published_a, published_b):
         lead, facts = lemma_similarity(a, b, language)
         telling = _telling(found_a) & _telling(found_b)
