@@ -142,6 +142,17 @@ _NUMBER_SEP = re.compile(r"[ \u00a0\u202f,]")
 # count: read as counts, its hours and minutes contradicted the lead of a copy
 # of the same story that shows no time.
 _CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])")
+# A page's dateline (the day it came out, with the year and the time:
+# "13 лютого 2026, 09:20", "20:22, 12 февраля 2026") is not the day a story
+# names: read as one, it contradicted a copy published a day apart.
+_DATELINE_AFTER = re.compile(r"[\s,]*(?:19|20)\d\d\b\D{0,12}?\d{1,2}:\d{2}")
+_CLOCK_BEFORE = re.compile(r"\d{1,2}:\d{2}\D{0,4}$")
+# An age range ("від 8 до 16 років", "aged 4 to 15") gives ages, not the count
+# of children: two copies of one return gave 16 and 17 as its upper bound.
+_AGE_RANGE = re.compile(
+    r"(?:від|от|from|aged)\s+(\d{1,2})\s*(?:до|to|-|–)\s*(\d{1,2})(?!\d)",
+    re.IGNORECASE,
+)
 # A count given as a bound ("понад 20", "more than 20") is not the story's
 # exact count: against a copy that says 22 it is no contradiction.
 _APPROXIMATE = re.compile(
@@ -330,10 +341,11 @@ def _anchors(text: str) -> Anchors:
             if month:
                 dates.add(f"{month:02d}-{day:02d}")
                 date_days.add(match.start())
-                if match.start() < LEAD_CHARS:
+                if match.start() < LEAD_CHARS and not _dateline(text, match, after):
                     lead_dates.add(f"{month:02d}-{day:02d}")
                 break
     clock = {i for m in _CLOCK.finditer(text) for i in range(m.start(), m.end())}
+    ages = {m.start(g) for m in _AGE_RANGE.finditer(text[:LEAD_CHARS]) for g in (1, 2)}
     numbers: set[int] = set()
     lead: set[int] = set()
     for match in _NUMBER.finditer(text):
@@ -341,8 +353,10 @@ def _anchors(text: str) -> Anchors:
             continue
         number = int(_NUMBER_SEP.sub("", match.group(1)))
         numbers.add(number)
-        if match.start() < LEAD_CHARS and not _APPROXIMATE.search(
-            text, max(0, match.start() - 12), match.start()
+        if (
+            match.start() < LEAD_CHARS
+            and match.start() not in ages
+            and not _APPROXIMATE.search(text, max(0, match.start() - 12), match.start())
         ):
             lead.add(number)
     numbers |= _written_numbers(text)
@@ -364,6 +378,16 @@ def _anchors(text: str) -> Anchors:
         frozenset(
             n for n in lead | _written_numbers(text[:LEAD_CHARS]) if 0 < _number_weight(n) < 1
         ),
+    )
+
+
+def _dateline(text: str, day: re.Match[str], after: re.Match[str] | None) -> bool:
+    """Is this date the page's own dateline: a year and a time after it, or a
+    time just before it?"""
+    end = after.end() if after else day.end()
+    return bool(
+        _DATELINE_AFTER.match(text, end)
+        or _CLOCK_BEFORE.search(text, max(0, day.start() - 10), day.start())
     )
 
 

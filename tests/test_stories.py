@@ -177,6 +177,35 @@ UK_EXACTLY_22 = (
     "програмою та погрожували відправити на психіатричне обстеження до окупованого Криму."
 )
 
+# One statement, its copy a day later under the page's dateline (the day and
+# time it came out), with the statement's own day further down.
+UK_THIRD_REUNION = (
+    "Перша леді США Меланія Трамп 12 лютого допомогла повернути додому дітей, розлучених з "
+    "родинами через війну. Про це повідомили на сайті Білого дому. «Сьогодні відзначається "
+    "третє возз'єднання з тих пір, як я почала стратегічно співпрацювати з обома країнами, і я "
+    "не сумніваюся, що буде ще більше прогресу», — заявила вона."
+)
+UK_THIRD_REUNION_DATELINED = (
+    "Головні новини ранку: енергетика, фронт, дипломатія та повернення дітей у нашому огляді\n"
+    "13 лютого 2026, 09:20\n"
+    "У Білому домі заявили про третю ініціативу першої леді щодо повернення дітей, яких вивезли "
+    "під час війни; подробиць про кількість дітей не наводять, але переговори тривають і надалі, "
+    "наголошують у пресслужбі.\nМеланія Трамп 12 лютого знову допомогла повернути дітей. "
+    "«Сьогодні відзначається третє возз'єднання з тих пір, як я почала стратегічно співпрацювати "
+    "з обома країнами, і я не сумніваюся, що буде ще більше прогресу», — сказала вона."
+)
+# One return of seven children: ages 8 to 16 in one report, 8 to 17 in the other.
+UK_SEVEN_AGES_16 = (
+    "Сімох українських дітей від 8 до 16 років вдалося повернути додому з окупованої території "
+    "та Росії, повідомив омбудсман Дмитро Лубінець. Двоє братів-близнюків після смерті матері "
+    "опинилися в російському інтернаті, але тепер возз'єдналися з рідною тіткою в Україні."
+)
+UK_SEVEN_AGES_17 = (
+    "Семеро дітей віком від 8 до 17 років перетнули кордон 5 грудня, йдеться в листі ініціативи "
+    "Bring Kids Back UA. Серед них двоє братів-близнюків, які після смерті матері опинилися в "
+    "російському інтернаті, але тепер возз'єдналися з рідною тіткою в Україні."
+)
+
 
 def day(text: str) -> list[DateCandidate]:
     return [DateCandidate("page-meta", text)]
@@ -403,6 +432,30 @@ REPORTS = {
         UK_SAME_OUTLET_OTHER,
         "2026-02-12T12:00:00+02:00",
     ),
+    "reunion": (
+        "ukrinform-ua",
+        "https://first.example/news/reunion",
+        UK_THIRD_REUNION,
+        "2026-02-12T20:00:00+02:00",
+    ),
+    "reunion-datelined": (
+        "copycat",
+        "https://second.example/reunion",
+        UK_THIRD_REUNION_DATELINED,
+        "2026-02-13T09:20:00+02:00",
+    ),
+    "ages-16": (
+        "ukrinform-ua",
+        "https://first.example/news/seven",
+        UK_SEVEN_AGES_16,
+        "2025-12-05T18:40:00+02:00",
+    ),
+    "ages-17": (
+        "copycat",
+        "https://second.example/seven",
+        UK_SEVEN_AGES_17,
+        "2025-12-06T10:00:00+02:00",
+    ),
     "about-20": (
         "ukrinform-ua",
         "https://first.example/news/20",
@@ -531,6 +584,32 @@ def test_a_count_given_as_a_bound_does_not_contradict_the_exact_one(  # type: ig
     # An exact 20 would have contradicted it.
     exact = "Україна повернула з окупації ще 20 дітей, повідомив 3 жовтня Андрій Єрмак."
     assert rewrite_verdict(exact, UK_EXACTLY_22, oct3, oct3, "uk").why == "different counts"
+
+
+def test_a_pages_dateline_is_not_the_storys_date(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    datelined = anchors(UK_THIRD_REUNION_DATELINED)
+    # The day the page came out is still a date of the text, but not its lead's:
+    # against the copy that names the statement's day, it was a contradiction.
+    assert "02-13" in datelined.dates
+    assert datelined.lead_dates == frozenset()
+    assert anchors(UK_THIRD_REUNION).lead_dates == {"02-12"}
+    feb12, feb13 = datetime(2026, 2, 12, tzinfo=UTC), datetime(2026, 2, 13, tzinfo=UTC)
+    verdict = rewrite_verdict(UK_THIRD_REUNION, UK_THIRD_REUNION_DATELINED, feb12, feb13, "uk")
+    assert verdict.why != "different counts"
+    got = ingest(pipeline, session, "reunion", "reunion-datelined")
+    assert got["reunion-datelined"].cluster_id == got["reunion"].cluster_id
+
+
+def test_an_age_range_is_not_the_count(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    # "From 8 to 16 years" and "from 8 to 17 years" are the children's ages,
+    # not two counts that contradict each other.
+    assert anchors(UK_SEVEN_AGES_16).lead_counts == frozenset()
+    assert anchors(UK_SEVEN_AGES_17).lead_counts == frozenset()
+    assert {8, 16} <= anchors(UK_SEVEN_AGES_16).numbers
+    got = ingest(pipeline, session, "ages-16", "ages-17")
+    assert got["ages-17"].cluster_id == got["ages-16"].cluster_id
+    # Ages listed one by one ("aged 13 and 15") are the story's own figures still.
+    assert {13, 15} <= anchors("Two children, aged 13 and 15, came home.").lead_counts
 
 
 def test_an_anchor_many_articles_carry_brings_no_candidates(  # type: ignore[no-untyped-def]
