@@ -19,16 +19,20 @@ archive grows. An anchor that many articles of a day carry (the day's own
 date, the ombudsman's name) is left out of that count: it would make every
 report of a busy day a candidate, and their number grow with the archive.
 
-Two more kinds of key find what anchors miss: the lead's rare terms (its
+Three more kinds of key find what anchors miss: the lead's rare terms (its
 longest content lemmas, in its own language, on five-day spans) bring
-retellings in other words together, and an outlet's article number in its
-address (one number for every edition of the article) brings its editions.
+retellings in other words together, the opening of its longest sentences
+brings two outlets quoting one statement together, and an outlet's article
+number in its address (one number for every edition of the article) brings
+its editions.
 
 The decisions are deliberately cautious (a wrong link is worse than a missing
 one): a rewrite must share most of its letter 5-grams with the other text, or
-be a short summary contained in it, or, within the window, share the lemmas
-of the lead and of the fact sentences with a count or a date and every lead
-count, and never contradict its counts; a language version needs the same
+be a short summary contained in it, or, within the window, share a sentence
+word for word with another outlet's text, or the lemmas of the lead and of
+the fact sentences with a count or a date and every lead count, and never
+contradict its counts (a bound, an age range or a page's dateline is no
+count or date of the story); a language version needs the same
 day or the next, several shared anchors of more than one kind, and no
 contradicting count, or the outlet's article number.
 """
