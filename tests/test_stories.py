@@ -46,6 +46,7 @@ from pipeline.stories import (
     outlet_article,
     rewrite_verdict,
     sentence_terms,
+    shared_quote,
     shared_sentence,
     skeleton,
     story_keys,
@@ -204,6 +205,18 @@ UK_SEVEN_AGES_17 = (
     "Семеро дітей віком від 8 до 17 років перетнули кордон 5 грудня, йдеться в листі ініціативи "
     "Bring Kids Back UA. Серед них двоє братів-близнюків, які після смерті матері опинилися в "
     "російському інтернаті, але тепер возз'єдналися з рідною тіткою в Україні."
+)
+
+# One statement quoted by two Russian outlets, translated in other word order.
+RU_QUOTED = (
+    "Первая леди США Мелания Трамп помогла воссоединить семьи, сообщил Белый дом. «Сегодня "
+    "первая леди успешно воссоединила российских и украинских детей с их семьями, уже в третий "
+    "раз помогая детям вернуться домой после долгой разлуки», — говорится в публикации."
+)
+RU_QUOTED_REORDERED = (
+    "Пресс-служба Белого дома выпустила заявление супруги президента. «Первая леди сегодня "
+    "успешно воссоединила с семьями российских и украинских детей: уже в третий раз она "
+    "помогает детям вернуться домой после долгой разлуки», — отмечается в сообщении."
 )
 
 
@@ -456,6 +469,18 @@ REPORTS = {
         UK_SEVEN_AGES_17,
         "2025-12-06T10:00:00+02:00",
     ),
+    "quoted": (
+        "nv-ru",
+        "https://first.example/ru/quoted",
+        RU_QUOTED,
+        "2026-02-12T20:22:00+03:00",
+    ),
+    "quoted-reordered": (
+        "nv-ru",
+        "https://second.example/ru/quoted",
+        RU_QUOTED_REORDERED,
+        "2026-02-12T21:00:00+03:00",
+    ),
     "about-20": (
         "ukrinform-ua",
         "https://first.example/news/20",
@@ -584,6 +609,23 @@ def test_a_count_given_as_a_bound_does_not_contradict_the_exact_one(  # type: ig
     # An exact 20 would have contradicted it.
     exact = "Україна повернула з окупації ще 20 дітей, повідомив 3 жовтня Андрій Єрмак."
     assert rewrite_verdict(exact, UK_EXACTLY_22, oct3, oct3, "uk").why == "different counts"
+
+
+def test_one_quote_in_other_words_order_joins_two_outlets(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    feb12 = datetime(2026, 2, 12, tzinfo=UTC)
+    outlets = ("first.example", "second.example")
+    # Not a run of the same words: the quote is translated in another order.
+    assert not shared_sentence(RU_QUOTED, RU_QUOTED_REORDERED)
+    assert shared_quote(RU_QUOTED, RU_QUOTED_REORDERED, "ru")
+    verdict = rewrite_verdict(RU_QUOTED, RU_QUOTED_REORDERED, feb12, feb12, "ru", outlets=outlets)
+    assert verdict.why == "one quote"
+    # Weeks apart, or from one outlet, the quote alone joins nothing.
+    mar5 = datetime(2026, 3, 5, tzinfo=UTC)
+    args = (RU_QUOTED, RU_QUOTED_REORDERED)
+    assert not rewrite_verdict(*args, feb12, mar5, "ru", outlets=outlets).same
+    assert not rewrite_verdict(*args, feb12, feb12, "ru", outlets=("a.example", "a.example")).same
+    got = ingest(pipeline, session, "quoted", "quoted-reordered")
+    assert got["quoted-reordered"].cluster_id == got["quoted"].cluster_id
 
 
 def test_a_pages_dateline_is_not_the_storys_date(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
