@@ -29,7 +29,8 @@ its editions.
 The decisions are deliberately cautious (a wrong link is worse than a missing
 one): a rewrite must share most of its letter 5-grams with the other text, or
 be a short summary contained in it, or, within the window, share a sentence
-word for word with another outlet's text, or the lemmas of the lead and of
+word for word or a quotation's lemmas with another outlet's text, or the
+lemmas of the lead and of
 the fact sentences with a count or a date and every lead count, and never
 contradict its counts (a bound, an age range or a page's dateline is no
 count or date of the story); a language version needs the same
