@@ -39,7 +39,7 @@ from pipeline.items import ArticleItem, DateCandidate
 from pipeline.normalize import NormalizePipeline
 from pipeline.similarity import band_keys, signature
 from pipeline.store import StorePipeline
-from pipeline.stories import anchors, lead_terms, outlet_article, story_keys
+from pipeline.stories import anchors, lead_terms, outlet_article, sentence_terms, story_keys
 from pipeline.writer import ArchiveWriter
 
 VOCABULARY = [f"w{i}" for i in range(20_000)]
@@ -123,8 +123,8 @@ def fill(url: str, size: int) -> None:
         ids = range(start + 1, min(start + batch, size) + 1)
         texts = {i: text_of(i) for i in ids}
         signatures = {i: signature(texts[i]) for i in ids}
-        # The keys the dedup stage stores: bands, anchors, the lead's rare terms
-        # and the address's article number.
+        # The keys the dedup stage stores: bands, anchors, the lead's rare terms,
+        # the long sentences and the address's article number.
         keys = {
             i: band_keys(signatures[i] or b"")
             + story_keys(
@@ -132,6 +132,7 @@ def fill(url: str, size: int) -> None:
                 published(i),
                 lead_terms(f"t{i}\n{texts[i]}", "en"),
                 outlet_article(f"https://x.test/{i}"),
+                sentence_terms(texts[i]),
             )
             for i in ids
         }

@@ -38,7 +38,9 @@ from pipeline.stories import (
     lead_terms,
     lookup_keys,
     outlet_article,
+    outlet_host,
     rewrite_verdict,
+    sentence_terms,
     shingles,
     story_keys,
 )
@@ -104,14 +106,22 @@ def decide(a: Text, b: Text, minhash_only: bool) -> tuple[bool, str]:
     anchors_a, anchors_b = anchors(a.text), anchors(b.text)
     outlet_a, outlet_b = outlet_article(a.url), outlet_article(b.url)
     terms_a, terms_b = lead_terms(a.text, a.lang), lead_terms(b.text, b.lang)
-    stored = set(story_keys(anchors_b, b.published, terms_b, outlet_b))
-    looked_up = lookup_keys(anchors_a, a.published, terms_a, outlet_a)
+    sentences_a, sentences_b = sentence_terms(a.text), sentence_terms(b.text)
+    stored = set(story_keys(anchors_b, b.published, terms_b, outlet_b, sentences_b))
+    looked_up = lookup_keys(anchors_a, a.published, terms_a, outlet_a, sentences_a)
     shared = sum(w for key, w in looked_up.items() if key in stored)
     keyed = shared >= CANDIDATE_WEIGHT
     if not (bands or keyed):
         return False, "never a candidate"
     if a.lang == b.lang:
-        verdict = rewrite_verdict(a.text, b.text, a.published, b.published, a.lang)
+        verdict = rewrite_verdict(
+            a.text,
+            b.text,
+            a.published,
+            b.published,
+            a.lang,
+            outlets=(outlet_host(a.url), outlet_host(b.url)),
+        )
     else:
         verdict = language_verdict(
             anchors_a, anchors_b, a.published, b.published, outlet_a=outlet_a, outlet_b=outlet_b

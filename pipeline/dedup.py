@@ -50,7 +50,9 @@ from pipeline.stories import (
     lead_terms,
     lookup_keys,
     outlet_article,
+    outlet_host,
     rewrite_verdict,
+    sentence_terms,
     story_keys,
 )
 from pipeline.urls import canonical_url
@@ -152,8 +154,9 @@ def match_story(
     """
     found = anchors(f"{title}\n{text}")
     terms = lead_terms(f"{title}\n{text}", language)
+    sentences = sentence_terms(text)
     outlet = outlet_article(url)
-    match = StoryMatch(story_keys=story_keys(found, published_at, terms, outlet))
+    match = StoryMatch(story_keys=story_keys(found, published_at, terms, outlet, sentences))
     best, best_score, near = _nearest(session, minhash, minhash_keys, own_id, before)
     if best is not None and best_score >= threshold:
         match.duplicate_of, match.similarity = best, best_score
@@ -162,7 +165,7 @@ def match_story(
         return match  # an archived article seen again keeps its story
     ids = story_candidates(
         session,
-        lookup_keys(found, published_at, terms, outlet),
+        lookup_keys(found, published_at, terms, outlet, sentences),
         own_id,
         least=CANDIDATE_WEIGHT,
         common=COMMON_ANCHOR_ARTICLES,
@@ -171,7 +174,7 @@ def match_story(
     best_rewrite: tuple[float, int] | None = None
     best_version: tuple[float, int] | None = None
     for other in candidate_articles(session, ids):
-        verdict = _verdict(text, found, language, published_at, other, outlet=outlet)
+        verdict = _verdict(text, found, language, published_at, other, url=url)
         if verdict is None or not verdict.same:
             continue
         if other.language == language:
@@ -216,12 +219,19 @@ def _verdict(
     published_at: datetime | None,
     other: Candidate,
     *,
-    outlet: str | None,
+    url: str | None,
 ) -> Verdict | None:
     """A rewrite in the same language, a language version in another; None when
     either language is unknown (nothing can be said across languages then)."""
     if other.language == language:
-        return rewrite_verdict(text, other.text, published_at, other.published_at, language)
+        return rewrite_verdict(
+            text,
+            other.text,
+            published_at,
+            other.published_at,
+            language,
+            outlets=(outlet_host(url), outlet_host(other.url)),
+        )
     if not language or not other.language:
         return None
     return language_verdict(
@@ -229,6 +239,6 @@ def _verdict(
         anchors(other.text),
         published_at,
         other.published_at,
-        outlet_a=outlet,
+        outlet_a=outlet_article(url),
         outlet_b=outlet_article(other.url),
     )

@@ -19,16 +19,21 @@ archive grows. An anchor that many articles of a day carry (the day's own
 date, the ombudsman's name) is left out of that count: it would make every
 report of a busy day a candidate, and their number grow with the archive.
 
-Two more kinds of key find what anchors miss: the lead's rare terms (its
+Three more kinds of key find what anchors miss: the lead's rare terms (its
 longest content lemmas, in its own language, on five-day spans) bring
-retellings in other words together, and an outlet's article number in its
-address (one number for every edition of the article) brings its editions.
+retellings in other words together, the opening of its longest sentences
+brings two outlets quoting one statement together, and an outlet's article
+number in its address (one number for every edition of the article) brings
+its editions.
 
 The decisions are deliberately cautious (a wrong link is worse than a missing
 one): a rewrite must share most of its letter 5-grams with the other text, or
-be a short summary contained in it, or, within the window, share the lemmas
-of the lead and of the fact sentences with a count or a date and every lead
-count, and never contradict its counts; a language version needs the same
+be a short summary contained in it, or, within the window, share a sentence
+word for word or a quotation's lemmas with another outlet's text, or the
+lemmas of the lead and of
+the fact sentences with a count or a date and every lead count, and never
+contradict its counts (a bound, an age range or a page's dateline is no
+count or date of the story); a language version needs the same
 day or the next, several shared anchors of more than one kind, and no
 contradicting count, or the outlet's article number.
 """
@@ -113,6 +118,30 @@ OUTLET_WEIGHT = CANDIDATE_WEIGHT
 REWRITE_LEMMA_LEAD = 0.25
 REWRITE_LEMMA_FACTS = 0.20
 REWRITE_LEMMA_ANCHORS = 2
+# A sentence shared word for word (a quoted statement, an official's sentence
+# copied by two outlets): a run of this many plain tokens (numbers and
+# lower-case content words; names, titles and short function words left out,
+# so an attribution line such as "said the Verkhovna Rada Commissioner for
+# Human Rights Dmytro Lubinets" stays far below it), at least this many of
+# them words. An outlet's own boilerplate (its attribution formula, its
+# background paragraph) repeats across its articles, so only two outlets'
+# shared sentence counts.
+SHARED_RUN_TOKENS = 9
+SHARED_RUN_WORDS = 4
+# The same quoted statement translated or reordered by two outlets (the White
+# House statement in two Russian versions): a quote's content lemmas, in any
+# order, mostly the other's. Quotes of other statements shared under 0.4 of
+# their lemmas on eval/stories, whatever the days.
+QUOTE_LEMMAS = 10
+QUOTE_OVERLAP = 0.5
+# Sentences of that many plain tokens are keyed by their first run (the
+# longest few per article, on five-day spans like the rare terms): two outlets
+# quoting one statement become candidates whatever else they share. A shorter
+# key matched the opening formula of any report of a return ("Україні вдалося
+# повернути з тимчасово окупованої території ...").
+SENTENCE_KEY_TOKENS = SHARED_RUN_TOKENS
+MAX_SENTENCE_KEYS = 8
+SENTENCE_WEIGHT = CANDIDATE_WEIGHT
 
 _SHINGLE = 5
 
@@ -124,6 +153,24 @@ _NUMBER_SEP = re.compile(r"[ \u00a0\u202f,]")
 # count: read as counts, its hours and minutes contradicted the lead of a copy
 # of the same story that shows no time.
 _CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])")
+# A page's dateline (the day it came out, with the year and the time:
+# "13 лютого 2026, 09:20", "20:22, 12 февраля 2026") is not the day a story
+# names: read as one, it contradicted a copy published a day apart.
+_DATELINE_AFTER = re.compile(r"[\s,]*(?:19|20)\d\d\b\D{0,12}?\d{1,2}:\d{2}")
+_CLOCK_BEFORE = re.compile(r"\d{1,2}:\d{2}\D{0,4}$")
+# An age range ("від 8 до 16 років", "aged 4 to 15") gives ages, not the count
+# of children: two copies of one return gave 16 and 17 as its upper bound.
+_AGE_RANGE = re.compile(
+    r"(?:від|от|from|aged)\s+(\d{1,2})\s*(?:до|to|-|–)\s*(\d{1,2})(?!\d)",
+    re.IGNORECASE,
+)
+# A count given as a bound ("понад 20", "more than 20") is not the story's
+# exact count: against a copy that says 22 it is no contradiction.
+_APPROXIMATE = re.compile(
+    r"(?:понад|більше|більш ніж|близько|майже|приблизно|щонайменше|около|более|почти|"
+    r"свыше|не менее|примерно|over|more than|nearly|almost|about|around|at least)\s+$",
+    re.IGNORECASE,
+)
 
 # Counts and ages are written out as often as in digits (п'ятеро, пятеро, five;
 # семирічний, семилетний, seven-year-old): the same number whatever the language.
@@ -305,10 +352,11 @@ def _anchors(text: str) -> Anchors:
             if month:
                 dates.add(f"{month:02d}-{day:02d}")
                 date_days.add(match.start())
-                if match.start() < LEAD_CHARS:
+                if match.start() < LEAD_CHARS and not _dateline(text, match, after):
                     lead_dates.add(f"{month:02d}-{day:02d}")
                 break
     clock = {i for m in _CLOCK.finditer(text) for i in range(m.start(), m.end())}
+    ages = {m.start(g) for m in _AGE_RANGE.finditer(text[:LEAD_CHARS]) for g in (1, 2)}
     numbers: set[int] = set()
     lead: set[int] = set()
     for match in _NUMBER.finditer(text):
@@ -316,7 +364,11 @@ def _anchors(text: str) -> Anchors:
             continue
         number = int(_NUMBER_SEP.sub("", match.group(1)))
         numbers.add(number)
-        if match.start() < LEAD_CHARS:
+        if (
+            match.start() < LEAD_CHARS
+            and match.start() not in ages
+            and not _APPROXIMATE.search(text, max(0, match.start() - 12), match.start())
+        ):
             lead.add(number)
     numbers |= _written_numbers(text)
     names: Counter[str] = Counter()
@@ -337,6 +389,16 @@ def _anchors(text: str) -> Anchors:
         frozenset(
             n for n in lead | _written_numbers(text[:LEAD_CHARS]) if 0 < _number_weight(n) < 1
         ),
+    )
+
+
+def _dateline(text: str, day: re.Match[str], after: re.Match[str] | None) -> bool:
+    """Is this date the page's own dateline: a year and a time after it, or a
+    time just before it?"""
+    end = after.end() if after else day.end()
+    return bool(
+        _DATELINE_AFTER.match(text, end)
+        or _CLOCK_BEFORE.search(text, max(0, day.start() - 10), day.start())
     )
 
 
@@ -374,15 +436,18 @@ def story_keys(
     published: datetime | None,
     terms: tuple[str, ...] = (),
     outlet: str | None = None,
+    sentences: tuple[str, ...] = (),
 ) -> list[int]:
     """The keys an article is stored under: its anchors on its publication day,
-    its rare terms on their five-day span, and its outlet's article number."""
+    its rare terms and its long sentences on their five-day span, and its
+    outlet's article number."""
     keys = [_key(f"o{outlet}", date.min)] if outlet else []
     if published is None:
         return keys
     day = published.date()
     keys += [_key(anchor, day) for anchor in keyed_anchors(found)]
     keys += [_key(f"l{term}", _span(day)) for term in terms]
+    keys += [_key(f"s{sentence}", _span(day)) for sentence in sentences]
     return keys
 
 
@@ -391,6 +456,7 @@ def lookup_keys(
     published: datetime | None,
     terms: tuple[str, ...] = (),
     outlet: str | None = None,
+    sentences: tuple[str, ...] = (),
 ) -> dict[int, float]:
     """The keys to look up (the same anchors on each day of the window), each
     with its anchor's weight: a shared count of hundreds says more than a name.
@@ -408,6 +474,9 @@ def lookup_keys(
     }
     spans = {_span(days[0]), _span(days[-1])}
     keys |= {_key(f"l{term}", span): TERM_WEIGHT for term in terms for span in spans}
+    keys |= {
+        _key(f"s{sentence}", span): SENTENCE_WEIGHT for sentence in sentences for span in spans
+    }
     return keys
 
 
@@ -448,26 +517,122 @@ def lead_terms(text: str, language: str | None) -> tuple[str, ...]:
     return tuple(f"{language}:{lemma}" for lemma in ranked[:MAX_TERMS])
 
 
+# A sentence or clause: quotes, dashes, bullets and line ends bound it as
+# sentence ends do (a quote is shared without the words that introduce it).
+_PIECE = re.compile(r"[^.!?\n;:«»\"“”„—–•]+")
+_PIECE_WORD = re.compile(r"[^\W_]+(?:['ʼ’][^\W_]+)*")
+# The two countries every report names, written lower-case by some outlets
+# (росія) and capitalised by others: left out like the other names (their
+# adjectives, російських, are ordinary words).
+_COUNTRIES = frozenset(
+    "росія росії росію росією россия россии россию россией russia "
+    "україна україни україні україну україною украина украины украине украину украиной "
+    "ukraine".split()
+)
+
+
+@lru_cache(maxsize=256)
+def plain_pieces(text: str) -> tuple[tuple[str, ...], ...]:
+    """Each long sentence or clause of the text as its plain tokens: numbers,
+    and lower-case words of four letters or more that are not function words.
+    Names and titles are left out (every report of the subject has them), the
+    first word of a clause kept whatever its case."""
+    pieces = []
+    for piece in _PIECE.finditer(text):
+        tokens = []
+        for i, match in enumerate(_PIECE_WORD.finditer(piece.group())):
+            word = match.group()
+            if word.isdigit():
+                tokens.append(word)
+                continue
+            lowered = word.lower().translate(_APOSTROPHES)
+            if (
+                (i == 0 or word[0].islower())
+                and len(word) >= 4
+                and lowered not in _STOP
+                and lowered not in _COUNTRIES
+            ):
+                tokens.append(lowered)
+        if len(tokens) >= SHARED_RUN_TOKENS:
+            pieces.append(tuple(tokens))
+    return tuple(pieces)
+
+
+def _runs(pieces: tuple[tuple[str, ...], ...]) -> set[tuple[str, ...]]:
+    return {
+        piece[i : i + SHARED_RUN_TOKENS]
+        for piece in pieces
+        for i in range(len(piece) - SHARED_RUN_TOKENS + 1)
+    }
+
+
+def shared_sentence(a: str, b: str) -> bool:
+    """Do the two texts share a run of SHARED_RUN_TOKENS plain tokens within
+    one sentence, SHARED_RUN_WORDS of them words?"""
+    common = _runs(plain_pieces(a)) & _runs(plain_pieces(b))
+    return any(sum(not t.isdigit() for t in run) >= SHARED_RUN_WORDS for run in common)
+
+
+_QUOTE = re.compile(r"[«“\"„]([^«»“”\"„]{40,}?)[»”\"“]")
+
+
+@lru_cache(maxsize=256)
+def quote_lemmas(text: str, language: str) -> tuple[frozenset[str], ...]:
+    """The content lemmas of each quotation of the text (between quote marks)."""
+    quotes = []
+    for match in _QUOTE.finditer(text):
+        lemmas = {
+            lemmatize(word.lower(), language).lower()
+            for word in _LEMMA_WORD.findall(match.group(1))
+            if len(word) >= 4
+        }
+        lemmas -= _STOP | _COUNTRIES
+        if len(lemmas) >= QUOTE_LEMMAS:
+            quotes.append(frozenset(lemmas))
+    return tuple(quotes)
+
+
+def shared_quote(a: str, b: str, language: str) -> bool:
+    """Do the two texts quote one statement, in whatever words order?"""
+    return any(
+        len(left & right) >= QUOTE_LEMMAS and _jaccard(left, right) >= QUOTE_OVERLAP
+        for left in quote_lemmas(a, language)
+        for right in quote_lemmas(b, language)
+    )
+
+
+@lru_cache(maxsize=256)
+def sentence_terms(text: str) -> tuple[str, ...]:
+    """The first plain tokens of the text's longest sentences, as lookup keys."""
+    pieces = sorted(plain_pieces(text), key=len, reverse=True)[:MAX_SENTENCE_KEYS]
+    return tuple(dict.fromkeys(" ".join(p[:SENTENCE_KEY_TOKENS]) for p in pieces))
+
+
 _OUTLET_NUMBER = re.compile(r"(?<!\d)\d{5,}(?!\d)")
 # Editions of one outlet differ by a language or a mobile prefix of the host.
 _EDITION_PREFIXES = ("www.", "m.", "amp.", "en.", "ru.", "ua.", "uk.", "rus.", "eng.")
 
 
-def outlet_article(url: str | None) -> str | None:
-    """An outlet's article number as its editions in every language share it
-    (host without its edition prefix, and the longest number of five digits or
-    more in the path); None for an address without one."""
+def outlet_host(url: str | None) -> str | None:
+    """The outlet of an address: its host without an edition prefix."""
     if not url:
         return None
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    host = (urlsplit(url).hostname or "").lower()
     stripped = True
     while stripped:
         stripped = False
         for prefix in _EDITION_PREFIXES:
             if host.startswith(prefix) and host.count(".") > 1:
                 host, stripped = host.removeprefix(prefix), True
-    numbers = _OUTLET_NUMBER.findall(parts.path)
+    return host or None
+
+
+def outlet_article(url: str | None) -> str | None:
+    """An outlet's article number as its editions in every language share it
+    (host without its edition prefix, and the longest number of five digits or
+    more in the path); None for an address without one."""
+    host = outlet_host(url)
+    numbers = _OUTLET_NUMBER.findall(urlsplit(url).path) if url else []
     if not host or not numbers:
         return None
     return f"{host}/{max(numbers, key=len)}"
@@ -532,14 +697,18 @@ def rewrite_verdict(
     published_a: datetime | None = None,
     published_b: datetime | None = None,
     language: str | None = None,
+    *,
+    outlets: tuple[str | None, str | None] = (None, None),
 ) -> Verdict:
     """Is ``b`` the same story as ``a`` retold in the same language?
 
     Most of the wording kept (letter 5-grams), or a summary contained in the
     other text, is a rewrite on its own. A retelling in other words is one
     only when published within the window and sharing some wording and the
-    anchors a language version would need, or, in the text's ``language``,
-    the lemmas of its lead and of its fact sentences and some telling anchors.
+    anchors a language version would need, or a sentence word for word (two
+    different ``outlets``, the hosts of their addresses), or, in the text's
+    ``language``, the lemmas of its lead and of its fact sentences and some
+    telling anchors.
     """
     # The counts first: they settle most candidates of the same days, and cost
     # less than the letter 5-grams.
@@ -560,6 +729,22 @@ def rewrite_verdict(
         retold = language_verdict(found_a, found_b, published_a, published_b, window=DAY_WINDOW)
         if retold.same:
             return Verdict(True, jaccard, f"retold, {retold.why}")
+    same_outlet = outlets[0] is not None and outlets[0] == outlets[1]
+    if (
+        not same_outlet
+        and _within_window(published_a, published_b)
+        and _leads_agree(found_a, found_b)
+        and shared_sentence(a, b)
+    ):
+        return Verdict(True, jaccard, "a sentence word for word")
+    if (
+        not same_outlet
+        and language in LANGUAGES
+        and _within_window(published_a, published_b)
+        and _leads_agree(found_a, found_b)
+        and shared_quote(a, b, language)
+    ):
+        return Verdict(True, jaccard, "one quote")
     if language in LANGUAGES and _within_window(published_a, published_b):
         lead, facts = lemma_similarity(a, b, language)
         telling = _telling(found_a) & _telling(found_b)

@@ -45,6 +45,9 @@ from pipeline.stories import (
     lookup_keys,
     outlet_article,
     rewrite_verdict,
+    sentence_terms,
+    shared_quote,
+    shared_sentence,
     skeleton,
     story_keys,
 )
@@ -130,6 +133,90 @@ RU_EDITION = (
 RU_OTHER_ARTICLE = (
     "В Скадовске и Каховке оккупанты закрыли украинские школы, сообщает редакция. Учителей "
     "заставляют преподавать по российской программе, а родителей вызывают на беседы."
+)
+
+# One statement quoted by two outlets, with no count and no date in it (how
+# many children came back was not said): the quote, word for word, is the
+# evidence. The first outlet's other article of the day ends on the same
+# background sentence as its report; a later statement repeats the quote.
+UK_STATEMENT = (
+    "Перша леді США Меланія Трамп сприяла черговому поверненню дітей до їхніх родин, йдеться "
+    "у заяві на її офіційному сайті. «Хоча всі сторони співпрацюють, і наші комунікації "
+    "залишаються міцними, я закликаю обидві країни активізувати свої зусилля для гарантування "
+    "безпечного повернення кожної дитини», — заявила вона. Скільки дітей повернули цього разу, "
+    "не уточнюється. Нагадаємо, міжнародний кримінальний суд видав ордер на арешт через "
+    "незаконну депортацію українських дітей з окупованих територій."
+)
+UK_STATEMENT_QUOTED = (
+    "Дружина президента США Меланія Трамп знову допомогла повернути додому дітей, розлучених "
+    'з батьками через війну, повідомляє пресслужба Білого дому. "Хоча всі сторони '
+    "співпрацюють, і наші комунікації залишаються міцними, я закликаю обидві країни "
+    'активізувати свої зусилля для забезпечення безпечного повернення кожної дитини", - '
+    "сказала перша леді. Переговори з обома сторонами тривають."
+)
+UK_STATEMENT_REPEATED = (
+    "Меланія Трамп на зустрічі з журналістами у Вашингтоні повторила свій заклик до сторін. "
+    "«Хоча всі сторони співпрацюють, і наші комунікації залишаються міцними, я закликаю обидві "
+    "країни активізувати свої зусилля для гарантування безпечного повернення кожної дитини», — "
+    "сказала вона, відповідаючи на запитання про нові переговори."
+)
+UK_SAME_OUTLET_OTHER = (
+    "Суд у Києві заочно засудив окупаційного посадовця, який організував вивезення вихованців "
+    "інтернату до Криму, повідомили у прокуратурі. Посадовець підписував накази про переміщення "
+    "дітей. Нагадаємо, міжнародний кримінальний суд видав ордер на арешт через незаконну "
+    "депортацію українських дітей з окупованих територій."
+)
+# One return told by two outlets: "more than 20" in one lead, 22 in the other.
+UK_ABOUT_20 = (
+    "Україна повернула з окупації ще понад 20 дітей, повідомив 3 жовтня Андрій Єрмак. Серед "
+    "врятованих — хлопчик, якого змушували навчатися за російською програмою та погрожували "
+    "відправити на психіатричне обстеження до окупованого Криму. Усього повернули 22 дитини."
+)
+UK_EXACTLY_22 = (
+    "З тимчасово окупованих територій вдалося повернути 22 українські дитини, повідомив 3 "
+    "жовтня Андрій Єрмак. Серед них хлопчик, якого змушували навчатися за російською "
+    "програмою та погрожували відправити на психіатричне обстеження до окупованого Криму."
+)
+
+# One statement, its copy a day later under the page's dateline (the day and
+# time it came out), with the statement's own day further down.
+UK_THIRD_REUNION = (
+    "Перша леді США Меланія Трамп 12 лютого допомогла повернути додому дітей, розлучених з "
+    "родинами через війну. Про це повідомили на сайті Білого дому. «Сьогодні відзначається "
+    "третє возз'єднання з тих пір, як я почала стратегічно співпрацювати з обома країнами, і я "
+    "не сумніваюся, що буде ще більше прогресу», — заявила вона."
+)
+UK_THIRD_REUNION_DATELINED = (
+    "Головні новини ранку: енергетика, фронт, дипломатія та повернення дітей у нашому огляді\n"
+    "13 лютого 2026, 09:20\n"
+    "У Білому домі заявили про третю ініціативу першої леді щодо повернення дітей, яких вивезли "
+    "під час війни; подробиць про кількість дітей не наводять, але переговори тривають і надалі, "
+    "наголошують у пресслужбі.\nМеланія Трамп 12 лютого знову допомогла повернути дітей. "
+    "«Сьогодні відзначається третє возз'єднання з тих пір, як я почала стратегічно співпрацювати "
+    "з обома країнами, і я не сумніваюся, що буде ще більше прогресу», — сказала вона."
+)
+# One return of seven children: ages 8 to 16 in one report, 8 to 17 in the other.
+UK_SEVEN_AGES_16 = (
+    "Сімох українських дітей від 8 до 16 років вдалося повернути додому з окупованої території "
+    "та Росії, повідомив омбудсман Дмитро Лубінець. Двоє братів-близнюків після смерті матері "
+    "опинилися в російському інтернаті, але тепер возз'єдналися з рідною тіткою в Україні."
+)
+UK_SEVEN_AGES_17 = (
+    "Семеро дітей віком від 8 до 17 років перетнули кордон 5 грудня, йдеться в листі ініціативи "
+    "Bring Kids Back UA. Серед них двоє братів-близнюків, які після смерті матері опинилися в "
+    "російському інтернаті, але тепер возз'єдналися з рідною тіткою в Україні."
+)
+
+# One statement quoted by two Russian outlets, translated in other word order.
+RU_QUOTED = (
+    "Первая леди США Мелания Трамп помогла воссоединить семьи, сообщил Белый дом. «Сегодня "
+    "первая леди успешно воссоединила российских и украинских детей с их семьями, уже в третий "
+    "раз помогая детям вернуться домой после долгой разлуки», — говорится в публикации."
+)
+RU_QUOTED_REORDERED = (
+    "Пресс-служба Белого дома выпустила заявление супруги президента. «Первая леди сегодня "
+    "успешно воссоединила с семьями российских и украинских детей: уже в третий раз она "
+    "помогает детям вернуться домой после долгой разлуки», — отмечается в сообщении."
 )
 
 
@@ -334,6 +421,78 @@ REPORTS = {
         RU_OTHER_ARTICLE,
         "2025-03-06T12:00:00+02:00",
     ),
+    "statement": (
+        "ukrinform-ua",
+        "https://first.example/news/statement",
+        UK_STATEMENT,
+        "2026-02-12T10:00:00+02:00",
+    ),
+    "statement-quoted": (
+        "copycat",
+        "https://second.example/statement",
+        UK_STATEMENT_QUOTED,
+        "2026-02-12T15:00:00+02:00",
+    ),
+    "statement-later": (
+        "copycat",
+        "https://second.example/statement-april",
+        UK_STATEMENT_REPEATED,
+        "2026-04-20T15:00:00+03:00",
+    ),
+    "outlet-other": (
+        "ukrinform-ua",
+        "https://first.example/news/court",
+        UK_SAME_OUTLET_OTHER,
+        "2026-02-12T12:00:00+02:00",
+    ),
+    "reunion": (
+        "ukrinform-ua",
+        "https://first.example/news/reunion",
+        UK_THIRD_REUNION,
+        "2026-02-12T20:00:00+02:00",
+    ),
+    "reunion-datelined": (
+        "copycat",
+        "https://second.example/reunion",
+        UK_THIRD_REUNION_DATELINED,
+        "2026-02-13T09:20:00+02:00",
+    ),
+    "ages-16": (
+        "ukrinform-ua",
+        "https://first.example/news/seven",
+        UK_SEVEN_AGES_16,
+        "2025-12-05T18:40:00+02:00",
+    ),
+    "ages-17": (
+        "copycat",
+        "https://second.example/seven",
+        UK_SEVEN_AGES_17,
+        "2025-12-06T10:00:00+02:00",
+    ),
+    "quoted": (
+        "nv-ru",
+        "https://first.example/ru/quoted",
+        RU_QUOTED,
+        "2026-02-12T20:22:00+03:00",
+    ),
+    "quoted-reordered": (
+        "nv-ru",
+        "https://second.example/ru/quoted",
+        RU_QUOTED_REORDERED,
+        "2026-02-12T21:00:00+03:00",
+    ),
+    "about-20": (
+        "ukrinform-ua",
+        "https://first.example/news/20",
+        UK_ABOUT_20,
+        "2025-10-03T19:00:00+03:00",
+    ),
+    "exactly-22": (
+        "copycat",
+        "https://second.example/22",
+        UK_EXACTLY_22,
+        "2025-10-03T19:30:00+03:00",
+    ),
 }
 
 
@@ -400,6 +559,99 @@ def test_retellings_and_editions_found_at_ingest(pipeline, session: Session) -> 
     assert group_of(session, uk) == group_of(session, ru) == uk.cluster_id
     assert other.cluster_id not in {uk.cluster_id, ru.cluster_id}
     assert group_of(session, other) is None
+
+
+def test_a_sentence_shared_word_for_word_joins_two_outlets(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    feb12 = datetime(2026, 2, 12, tzinfo=UTC)
+    # No count, no date, only names in common: none of the other rules joins
+    # them (as one outlet's two articles, the shared sentence does not count).
+    one_outlet = ("first.example", "first.example")
+    assert not rewrite_verdict(
+        UK_STATEMENT, UK_STATEMENT_QUOTED, feb12, feb12, "uk", outlets=one_outlet
+    ).same
+    assert shared_sentence(UK_STATEMENT, UK_STATEMENT_QUOTED)
+    verdict = rewrite_verdict(
+        UK_STATEMENT,
+        UK_STATEMENT_QUOTED,
+        feb12,
+        feb12,
+        "uk",
+        outlets=("first.example", "second.example"),
+    )
+    assert verdict.why == "a sentence word for word"
+    # The quote is a lookup key of its own: the two become candidates through it.
+    assert set(sentence_terms(UK_STATEMENT)) & set(sentence_terms(UK_STATEMENT_QUOTED))
+    got = ingest(
+        pipeline, session, "statement", "outlet-other", "statement-quoted", "statement-later"
+    )
+    assert got["statement-quoted"].duplicate_of == got["statement"].id
+    assert got["statement-quoted"].cluster_id == got["statement"].cluster_id
+    # The outlet's other article shares its background sentence: one outlet's
+    # boilerplate, not one story.
+    assert shared_sentence(UK_STATEMENT, UK_SAME_OUTLET_OTHER)
+    assert got["outlet-other"].cluster_id != got["statement"].cluster_id
+    # Repeated two months later, the quote is another statement's.
+    assert shared_sentence(UK_STATEMENT, UK_STATEMENT_REPEATED)
+    assert got["statement-later"].cluster_id != got["statement"].cluster_id
+
+
+def test_a_count_given_as_a_bound_does_not_contradict_the_exact_one(  # type: ignore[no-untyped-def]
+    pipeline, session: Session
+) -> None:
+    # "More than 20" is no count of its own: 22 in a copy of the same report agrees.
+    assert 20 in anchors(UK_ABOUT_20).numbers
+    assert 20 not in anchors(UK_ABOUT_20).lead_counts
+    assert 22 in anchors(UK_EXACTLY_22).lead_counts
+    oct3 = datetime(2025, 10, 3, tzinfo=UTC)
+    assert rewrite_verdict(UK_ABOUT_20, UK_EXACTLY_22, oct3, oct3, "uk").why != "different counts"
+    got = ingest(pipeline, session, "about-20", "exactly-22")
+    assert got["exactly-22"].cluster_id == got["about-20"].cluster_id
+    # An exact 20 would have contradicted it.
+    exact = "Україна повернула з окупації ще 20 дітей, повідомив 3 жовтня Андрій Єрмак."
+    assert rewrite_verdict(exact, UK_EXACTLY_22, oct3, oct3, "uk").why == "different counts"
+
+
+def test_one_quote_in_other_words_order_joins_two_outlets(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    feb12 = datetime(2026, 2, 12, tzinfo=UTC)
+    outlets = ("first.example", "second.example")
+    # Not a run of the same words: the quote is translated in another order.
+    assert not shared_sentence(RU_QUOTED, RU_QUOTED_REORDERED)
+    assert shared_quote(RU_QUOTED, RU_QUOTED_REORDERED, "ru")
+    verdict = rewrite_verdict(RU_QUOTED, RU_QUOTED_REORDERED, feb12, feb12, "ru", outlets=outlets)
+    assert verdict.why == "one quote"
+    # Weeks apart, or from one outlet, the quote alone joins nothing.
+    mar5 = datetime(2026, 3, 5, tzinfo=UTC)
+    args = (RU_QUOTED, RU_QUOTED_REORDERED)
+    assert not rewrite_verdict(*args, feb12, mar5, "ru", outlets=outlets).same
+    assert not rewrite_verdict(*args, feb12, feb12, "ru", outlets=("a.example", "a.example")).same
+    got = ingest(pipeline, session, "quoted", "quoted-reordered")
+    assert got["quoted-reordered"].cluster_id == got["quoted"].cluster_id
+
+
+def test_a_pages_dateline_is_not_the_storys_date(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    datelined = anchors(UK_THIRD_REUNION_DATELINED)
+    # The day the page came out is still a date of the text, but not its lead's:
+    # against the copy that names the statement's day, it was a contradiction.
+    assert "02-13" in datelined.dates
+    assert datelined.lead_dates == frozenset()
+    assert anchors(UK_THIRD_REUNION).lead_dates == {"02-12"}
+    feb12, feb13 = datetime(2026, 2, 12, tzinfo=UTC), datetime(2026, 2, 13, tzinfo=UTC)
+    verdict = rewrite_verdict(UK_THIRD_REUNION, UK_THIRD_REUNION_DATELINED, feb12, feb13, "uk")
+    assert verdict.why != "different counts"
+    got = ingest(pipeline, session, "reunion", "reunion-datelined")
+    assert got["reunion-datelined"].cluster_id == got["reunion"].cluster_id
+
+
+def test_an_age_range_is_not_the_count(pipeline, session: Session) -> None:  # type: ignore[no-untyped-def]
+    # "From 8 to 16 years" and "from 8 to 17 years" are the children's ages,
+    # not two counts that contradict each other.
+    assert anchors(UK_SEVEN_AGES_16).lead_counts == frozenset()
+    assert anchors(UK_SEVEN_AGES_17).lead_counts == frozenset()
+    assert {8, 16} <= anchors(UK_SEVEN_AGES_16).numbers
+    got = ingest(pipeline, session, "ages-16", "ages-17")
+    assert got["ages-17"].cluster_id == got["ages-16"].cluster_id
+    # Ages listed one by one ("aged 13 and 15") are the story's own figures still.
+    assert {13, 15} <= anchors("Two children, aged 13 and 15, came home.").lead_counts
 
 
 def test_an_anchor_many_articles_carry_brings_no_candidates(  # type: ignore[no-untyped-def]
