@@ -382,6 +382,36 @@ def pipeline(engine: Engine, writer: ArchiveWriter) -> tuple[DedupPipeline, Stor
     return DedupPipeline(writer), StorePipeline(writer, MemoryStatsCollector(get_crawler()))
 
 
+# Two different stories of one day from two outlets, each ending on the same
+# background paragraph (a running total and where it comes from), as outlets
+# append it to every report on the subject.
+EN_BACKGROUND = (
+    "Since the start of the full-scale invasion, Russia has illegally deported or forcibly "
+    "displaced 19,546 Ukrainian children, according to the government's Children of War "
+    "platform, and only 1,300 have been brought back home so far."
+)
+EN_RED_CROSS = (
+    "Ukraine's Ombudsman Dmytro Lubinets called on the International Committee of the Red Cross "
+    "to gain access to Ukrainian children held in camps in Russia. Speaking at a press conference "
+    "in Kyiv on Monday, he said the organization had failed to visit a single facility where the "
+    "children are kept, despite repeated requests submitted through official channels over the "
+    "past year. He added that his office had handed the committee a list of addresses of such "
+    "camps, compiled from the testimony of families and returned teenagers, and asked for a "
+    "response within a month. The ombudsman also said that diplomatic partners from several "
+    "European states had agreed to raise the issue at the next session of the Council of Europe. "
+    + EN_BACKGROUND
+)
+EN_BOARDING_SCHOOL = (
+    "Occupation authorities in Kherson region moved pupils of a boarding school to Crimea, the "
+    "National Resistance Center reported on Sunday. According to the center, the pupils were "
+    "taken by bus to a sanatorium near Yevpatoria under the pretext of a health improvement "
+    "program, and their relatives were not told when they would come back. The center said that "
+    "similar trips had been organized from Zaporizhzhia region in the summer, and that in most "
+    "such cases the children stay away for months. Local residents were urged to report any such "
+    "transfers through the center's chatbot, and to keep copies of documents proving family ties. "
+    + EN_BACKGROUND
+)
+
 # Each report as an outlet publishes it: source, address, text, publication time.
 REPORTS = {
     "uk": ("ukrinform-ua", "https://ukrinform.ua/23", UK_REPORT, "2025-09-10T10:00:00+03:00"),
@@ -493,6 +523,18 @@ REPORTS = {
         UK_EXACTLY_22,
         "2025-10-03T19:30:00+03:00",
     ),
+    "red-cross": (
+        "kyiv-independent",
+        "https://first.example/news/red-cross",
+        EN_RED_CROSS,
+        "2026-03-02T10:00:00+02:00",
+    ),
+    "boarding-school": (
+        "copycat",
+        "https://second.example/boarding-school",
+        EN_BOARDING_SCHOOL,
+        "2026-03-02T12:00:00+02:00",
+    ),
 }
 
 
@@ -593,6 +635,36 @@ def test_a_sentence_shared_word_for_word_joins_two_outlets(pipeline, session: Se
     # Repeated two months later, the quote is another statement's.
     assert shared_sentence(UK_STATEMENT, UK_STATEMENT_REPEATED)
     assert got["statement-later"].cluster_id != got["statement"].cluster_id
+
+
+def test_a_background_paragraph_two_outlets_append_joins_no_stories(  # type: ignore[no-untyped-def]
+    pipeline, session: Session
+) -> None:
+    # The same sentence word for word, in two stories of one day by two outlets,
+    # their leads without a count: only where the sentence stands tells them apart.
+    assert shared_sentence(EN_BACKGROUND, EN_RED_CROSS)
+    assert not shared_sentence(EN_RED_CROSS, EN_BOARDING_SCHOOL)
+    mar2 = datetime(2026, 3, 2, tzinfo=UTC)
+    verdict = rewrite_verdict(
+        EN_RED_CROSS, EN_BOARDING_SCHOOL, mar2, mar2, "en", outlets=("a.example", "b.example")
+    )
+    assert not verdict.same, verdict
+    # Nor does the ombudsman's standing appeal, quoted at the end of both.
+    appeal = (
+        ' "Every deported child must come home, and our office records each known case '
+        "of illegal transfer, forced adoption and military education for future international "
+        'courts," Lubinets said.'
+    )
+    red_cross = EN_RED_CROSS.replace(EN_BACKGROUND, appeal)
+    boarding = EN_BOARDING_SCHOOL.replace(EN_BACKGROUND, appeal)
+    assert shared_quote(red_cross, boarding, "en")
+    verdict = rewrite_verdict(
+        red_cross, boarding, mar2, mar2, "en", outlets=("a.example", "b.example")
+    )
+    assert not verdict.same, verdict
+    got = ingest(pipeline, session, "red-cross", "boarding-school")
+    assert got["boarding-school"].cluster_id != got["red-cross"].cluster_id
+    assert got["boarding-school"].duplicate_of is None
 
 
 def test_a_count_given_as_a_bound_does_not_contradict_the_exact_one(  # type: ignore[no-untyped-def]
