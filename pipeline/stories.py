@@ -738,7 +738,8 @@ def rewrite_verdict(
         return Verdict(True, jaccard, "letter 5-grams")
     if containment >= REWRITE_CONTAINMENT:
         return Verdict(True, containment, "summary contained")
-    if jaccard >= REWRITE_RETOLD_JACCARD:
+    if jaccard >= REWRITE_RETOLD_JACCARD and _lead_anchored(found_a, found_b, a, b, language):
+        # Some wording and a language version's anchors, one of them in a lead.
         retold = language_verdict(found_a, found_b, published_a, published_b, window=DAY_WINDOW)
         if retold.same:
             return Verdict(True, jaccard, f"retold, {retold.why}")
@@ -787,6 +788,21 @@ def _leads_alike(a: str, b: str, language: str | None) -> bool:
     if language not in LANGUAGES:
         return True
     return lemma_similarity(a, b, language)[0] >= SHARED_LEAD_LEMMAS
+
+
+def _lead_anchored(
+    found_a: Anchors, found_b: Anchors, a: str, b: str, language: str | None
+) -> bool:
+    """Does what the two texts share reach a lead: a count or date one lead gives
+    found in the other text, or leads with lemmas in common? Counts and names
+    shared only further down may come from one background paragraph."""
+    counts_a = found_a.lead_counts | found_a.lead_small
+    counts_b = found_b.lead_counts | found_b.lead_small
+    if counts_a & found_b.numbers or counts_b & found_a.numbers:
+        return True
+    if found_a.lead_dates & found_b.dates or found_b.lead_dates & found_a.dates:
+        return True
+    return _leads_alike(a, b, language)
 
 
 def _within_window(a: datetime | None, b: datetime | None) -> bool:

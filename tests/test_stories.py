@@ -662,6 +662,10 @@ def test_a_background_paragraph_two_outlets_append_joins_no_stories(  # type: ig
         red_cross, boarding, mar2, mar2, "en", outlets=("a.example", "b.example")
     )
     assert not verdict.same, verdict
+    # Both at once: the wording they share and the counts and name it carries
+    # are the background's, not in either lead.
+    both = (EN_RED_CROSS + appeal, EN_BOARDING_SCHOOL + appeal)
+    assert not rewrite_verdict(*both, mar2, mar2, "en", outlets=("a.example", "b.example")).same
     got = ingest(pipeline, session, "red-cross", "boarding-school")
     assert got["boarding-school"].cluster_id != got["red-cross"].cluster_id
     assert got["boarding-school"].duplicate_of is None
