@@ -61,6 +61,8 @@ _LEAD: ColumnClause[Any] = literal_column("articles.lead_vector")
 # only. BENCHMARKS.md has the cost and the agreement.
 EXACT_UP_TO = 10_000
 CANDIDATES = 1000
+# ts_rank of an AND whose words are never both in the text (a float4).
+_NO_PAIR = 1e-20
 # bm25 weights: a hit in the title counts ten times a hit in the body.
 _TITLE_WEIGHT, _TEXT_WEIGHT = 10.0, 1.0
 
@@ -162,12 +164,32 @@ def _ranked(
         )
         return _filtered(stmt, filters).order_by(rank, Article.id)
     tsquery = _tsquery(query)
-    if candidates is None:  # every match ranked on its full vector
-        pg_rank = -func.ts_rank(_VECTOR, tsquery)
-        stmt = select(Article.id, pg_rank.label("rank")).where(_VECTOR.op("@@")(tsquery))
-        return _filtered(stmt, filters).order_by(pg_rank, Article.id)
-    return _pg_ranked(
-        query, filters, candidates=candidates, exact=max(exact, 1), exact_up_to=exact_up_to
+    pg_rank: Any = -func.ts_rank(_VECTOR, tsquery)  # every match ranked on its full vector
+    if candidates is not None and _ranks_alike(query):
+        # Unless the database reads a word as several (then a phrase, with pairs):
+        # a word, and an operand, a NOT and an AND for each excluded word.
+        alike = func.numnode(tsquery) == 1 + 3 * len(query.excluded)
+        pg_rank = case((alike, literal(-_NO_PAIR, Double)), else_=pg_rank)
+    elif candidates is not None:
+        return _pg_ranked(
+            query, filters, candidates=candidates, exact=max(exact, 1), exact_up_to=exact_up_to
+        )
+    stmt = select(Article.id, pg_rank.label("rank")).where(_VECTOR.op("@@")(tsquery))
+    return _filtered(stmt, filters).order_by(pg_rank, Article.id)
+
+
+def _ranks_alike(query: Query) -> bool:
+    """Whether ``ts_rank`` gives every match the same rank (then ordered by id):
+    one word (or prefix) and excluded words. The query is an AND, ranked by
+    pairs of its words near each other, and a match holds none of the excluded
+    ones: no pair, the rank of no pair (1e-20) for all, whatever the text."""
+    [first, *others] = query.groups
+    return (
+        not others
+        and len(first) == 1
+        and len(first[0].words) == 1
+        and bool(query.excluded)
+        and all(len(term.words) == 1 for term in query.excluded)
     )
 
 

@@ -189,6 +189,13 @@ def test_two_word_questions_rank_as_the_full_vector_where_candidates_matter(
         # their distance anywhere in the text, and leads rarely hold both.
         leads = ranked(session, candidates=10, limit=10, query=query, exact_up_to=0)
         assert set(leads) != set(exact)
+    # One word and an excluded one: no pair of words to rank, every match ranks
+    # alike, the first ids first.
+    query = f"{generated[100]} -{generated[200]}"
+    exact = ranked(session, candidates=None, limit=30, query=query)
+    assert ranked(session, candidates=10, limit=30, query=query) == exact
+    if session.get_bind().dialect.name == "postgresql":
+        assert exact == sorted(exact)
 
 
 def test_one_word_questions_read_few_full_vectors_and_rank_exactly(
