@@ -171,7 +171,8 @@ def _ranked(
         alike = func.numnode(tsquery) == 1 + 3 * len(query.excluded)
         pg_rank = case((alike, literal(-_NO_PAIR, Double)), else_=pg_rank)
     elif candidates is not None:
-        return _pg_ranked(
+        rank_on = _pg_bounded if _bounded(query) else _pg_every_match
+        return rank_on(
             query, filters, candidates=candidates, exact=max(exact, 1), exact_up_to=exact_up_to
         )
     stmt = select(Article.id, pg_rank.label("rank")).where(_VECTOR.op("@@")(tsquery))
@@ -226,20 +227,19 @@ def _rank_bound(lead_rank: Any, tsquery: Any) -> Any:
     return case((func.numnode(tsquery) == 1, one), else_=lead + 0.4) + 1e-4
 
 
-def _pg_ranked(
+def _pg_bounded(
     query: Query, filters: Filters, *, candidates: int, exact: int, exact_up_to: int
 ) -> AnySelect:
-    """PostgreSQL: the first ``exact`` rows exactly as ``ts_rank`` on the full vector
-    orders every match, reading few full vectors where it can.
+    """PostgreSQL, a question ``_rank_bound`` bounds: the first ``exact`` rows exactly
+    as ``ts_rank`` on the full vector orders every match, reading few full vectors.
 
     The full vector is out of line (TOAST): reading it for every match made broad
     questions slow. Every match is ranked on its lead vector (in the row). The
     best ``exact`` of them by that rank are ranked on the full vector; the
     ``exact``-th best full rank among them is a threshold no other match can
-    beat unless its bound (``_rank_bound``) exceeds it, and those are ranked on
-    the full vector too. Without a bound (AND, prefixes) every match may beat
-    it. When more than ``exact_up_to`` matches would have to be read, only the
-    best ``candidates`` by lead rank are (the first rows are then not certain).
+    beat unless its bound exceeds it, and those are ranked on the full vector
+    too. When more than ``exact_up_to`` would have to be, only the best
+    ``candidates`` by lead rank are (the first rows are then not certain).
     Those ranked on the full vector come first, by that rank, the others
     follow by lead rank: a total order, so pages follow on.
     """
@@ -271,10 +271,7 @@ def _pg_ranked(
         .scalar_subquery(),
         -1.0,
     )
-    if _bounded(query):
-        may_beat = _rank_bound(matches.c.lead_rank, tsquery) > threshold
-    else:
-        may_beat = literal(True)
+    may_beat = _rank_bound(matches.c.lead_rank, tsquery) > threshold
     needed = select(func.count()).select_from(matches).where(may_beat).scalar_subquery()
     read = or_(
         and_(needed <= exact_up_to, may_beat),
@@ -297,6 +294,56 @@ def _pg_ranked(
             case((rest.c.full.is_(None), 1), else_=0).label("tier"),
         ),
     ).subquery("ranked")
+    return select(ranked.c.id, ranked.c.rank).order_by(ranked.c.tier, ranked.c.rank, ranked.c.id)
+
+
+def _pg_every_match(
+    query: Query, filters: Filters, *, candidates: int, exact: int, exact_up_to: int
+) -> AnySelect:
+    """PostgreSQL, a question the lead does not bound (AND, prefixes): every match
+    ranked on its full vector when there are at most ``exact_up_to``, exactly as
+    ``candidates=None``; else every match ranked on its lead vector and the best
+    ``candidates`` (at least ``exact``) of them again on the full vector, shown
+    first. The lead vectors are read only then, by the row's address (ctid).
+    """
+    tsquery = _tsquery(query)
+    matches = _filtered(
+        select(
+            Article.id,
+            literal_column("articles.ctid").label("tid"),
+            # A reference to the stored value: read only where ranked below.
+            _VECTOR.label("vector"),
+            func.count().over().label("total"),
+        ).where(_VECTOR.op("@@")(tsquery)),
+        filters,
+    ).cte("matches")
+    every = select(
+        matches.c.id,
+        (-func.ts_rank(matches.c.vector, tsquery)).label("rank"),
+        literal(0).label("tier"),
+    ).where(matches.c.total <= exact_up_to)
+    row = Article.__table__.alias("lead_row")
+    lead_rank = func.ts_rank(literal_column("lead_row.lead_vector"), tsquery)
+    leads = (
+        select(
+            matches.c.id,
+            lead_rank.label("lead_rank"),
+            func.row_number().over(order_by=(lead_rank.desc(), matches.c.id)).label("place"),
+            matches.c.vector,
+        )
+        .select_from(matches.join(row, literal_column("lead_row.ctid") == matches.c.tid))
+        .where(matches.c.total > exact_up_to)
+        .subquery("leads")
+    )
+    read = leads.c.place <= max(candidates, exact)
+    best_leads = select(
+        leads.c.id,
+        case((read, -func.ts_rank(leads.c.vector, tsquery)), else_=-leads.c.lead_rank).label(
+            "rank"
+        ),
+        case((read, 0), else_=1).label("tier"),
+    )
+    ranked = union_all(every, best_leads).subquery("ranked")
     return select(ranked.c.id, ranked.c.rank).order_by(ranked.c.tier, ranked.c.rank, ranked.c.id)
 
 
