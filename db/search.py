@@ -272,7 +272,9 @@ def _pg_bounded(
         -1.0,
     )
     may_beat = _rank_bound(matches.c.lead_rank, tsquery) > threshold
-    needed = select(func.count()).select_from(matches).where(may_beat).scalar_subquery()
+    # Counted once (a CTE), however often the condition below names it.
+    counted = select(func.count().label("n")).select_from(matches).where(may_beat).cte("needed")
+    needed = select(counted.c.n).scalar_subquery()
     read = or_(
         and_(needed <= exact_up_to, may_beat),
         and_(needed > exact_up_to, matches.c.place <= candidates),
