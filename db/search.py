@@ -196,22 +196,25 @@ def _ranks_alike(query: Query) -> bool:
 
 def _bounded(query: Query) -> bool:
     """Whether ``ts_rank`` of the query is bounded by the lead rank (``_rank_bound``):
-    words and phrases joined by OR, no prefix, no exclusion. ``ts_rank`` then
-    sums over the query's lexemes, one term each, and the lead holds the first
-    positions of every lexeme. An AND ranks pairs of words by their distance
-    anywhere in the text, and a prefix sums over every lexeme it matches: the
-    lead bounds neither."""
+    one word, or words and phrases joined by OR; no prefix, no exclusion. With an
+    OR at the top (or a lone lexeme) ``ts_rank`` sums over the query's lexemes,
+    and the lead holds the first occurrences of each. An AND or a phrase at the
+    top ranks pairs of words by their distance anywhere in the text, and a
+    prefix sums over every lexeme it matches: the lead bounds neither."""
+    [group, *others] = query.groups
     return (
-        len(query.groups) == 1
+        not others
         and not query.excluded
-        and not any(term.prefix for term in query.groups[0])
+        and not any(term.prefix for term in group)
+        and (len(group) > 1 or len(group[0].words) == 1)
     )
 
 
-def _rank_bound(lead_rank: Any, tsquery: Any) -> Any:
-    """An upper bound of ``ts_rank`` on the full vector, from the rank on the lead.
+def _rank_bound(lead_rank: Any, tsquery: Any, *, alternatives: bool) -> Any:
+    """An upper bound of ``ts_rank`` on the full vector, from the rank on the lead,
+    for a ``_bounded`` query (``alternatives``: terms joined by OR).
 
-    ``ts_rank`` (no normalisation) gives a lexeme with occurrences at weights
+    ``ts_rank`` (no normalisation) of an OR gives a lexeme with occurrences at weights
     w_1, w_2, ... (in text order) (w_max + sum(w_j / j^2) - w_max / j_max^2) / (pi^2/6),
     and averages that over the query's lexemes. The full vector adds to the
     lead's occurrences only later ones of weight B (0.4): the title (A, 1.0) is
@@ -221,10 +224,12 @@ def _rank_bound(lead_rank: Any, tsquery: Any) -> Any:
     where a title occurrence alone ranks 1 / (pi^2/6) = 0.61). For one lexeme:
     under 0.4 without a title hit, else under the lead rank + 0.16; for several,
     under the lead rank + 0.4. A little is added for rounding (ts_rank is a float4).
+    A word the database reads as several lexemes is a phrase: no bound (infinite).
     """
     lead = cast(lead_rank, Double)
     one = case((lead >= 0.5, lead + 0.16), else_=literal(0.4, Double))
-    return case((func.numnode(tsquery) == 1, one), else_=lead + 0.4) + 1e-4
+    several = lead + 0.4 if alternatives else literal(float("inf"), Double)
+    return case((func.numnode(tsquery) == 1, one), else_=several) + 1e-4
 
 
 def _pg_bounded(
@@ -271,7 +276,8 @@ def _pg_bounded(
         .scalar_subquery(),
         -1.0,
     )
-    may_beat = _rank_bound(matches.c.lead_rank, tsquery) > threshold
+    alternatives = len(query.groups[0]) > 1
+    may_beat = _rank_bound(matches.c.lead_rank, tsquery, alternatives=alternatives) > threshold
     # Counted once (a CTE), however often the condition below names it.
     counted = select(func.count().label("n")).select_from(matches).where(may_beat).cte("needed")
     needed = select(counted.c.n).scalar_subquery()

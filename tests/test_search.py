@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import subprocess
 from collections import Counter
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -19,7 +21,7 @@ from bench.search_latency import articles, fill
 from db.models import Article
 from db.query import QueryError, fts5_expression, parse_query, tsquery_expression
 from db.repository.runs import ensure_source
-from db.search import Filters, search
+from db.search import Filters, _bounded, _rank_bound, _tsquery, search
 from deportwatch.cli.app import app
 from tests.conftest import REPO
 from tests.corpus import Corpus
@@ -209,6 +211,37 @@ def test_one_word_questions_read_few_full_vectors_and_rank_exactly(
     # are those of the full vectors.
     allowed = matches // 5
     assert ranked(session, candidates=10, limit=10, query=query, exact_up_to=allowed) == exact
+
+
+def test_the_lead_rank_bounds_the_full_rank(session: Session) -> None:
+    """The bound the ranking relies on, checked against ts_rank itself: texts of
+    few words (so they repeat, in titles and bodies, cut mid-word by the lead)."""
+    if session.get_bind().dialect.name == "sqlite":
+        pytest.skip("the bound is PostgreSQL's (ts_rank on the lead vector)")
+    rng = random.Random(3)  # noqa: S311 -- reproducible test data
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    corpus = Corpus(session)
+    source = ensure_source(session, "suspilne", "feed")
+    for _ in range(150):
+        title = " ".join(rng.choices(words, k=rng.randint(0, 8)))
+        text = " ".join(rng.choices(words, weights=range(1, 9), k=rng.randint(5, 400)))
+        corpus.add(source, title, text)
+    # A phrase alone ranks as an AND (pairs of words): not bounded.
+    assert not _bounded(parse_query('"beta gamma"'))
+    for query in [*words, "alpha OR beta", '"beta gamma" OR delta', "eta OR theta OR zeta"]:
+        parsed = parse_query(query)
+        assert _bounded(parsed)
+        tsquery = _tsquery(parsed)
+        full = func.ts_rank(literal_column("search_vector"), tsquery)
+        lead = func.ts_rank(literal_column("lead_vector"), tsquery)
+        bound = _rank_bound(lead, tsquery, alternatives=len(parsed.groups[0]) > 1)
+        worst = session.scalar(
+            select(func.max(full - bound))
+            .select_from(Article)
+            .where(literal_column("search_vector").op("@@")(tsquery))
+        )
+        assert worst is not None
+        assert worst < 0, query
 
 
 @pytest.mark.parametrize(
