@@ -39,7 +39,7 @@ from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from db.models import Article, SourceRow, StoryCluster
 from db.query import parse_query
-from db.search import CANDIDATES, Filters, article_date, search
+from db.search import CANDIDATES, EXACT_UP_TO, Filters, article_date, search
 
 SQLITE_STATEMENTS = import_module("db.migrations.versions.0007_search").SQLITE_STATEMENTS
 
@@ -210,6 +210,12 @@ def agreement(shown: list[int], reference: list[int], top: int) -> tuple[int, in
     return len(set(shown[:top]) & set(reference[:top])), min(top, len(reference))
 
 
+def reports_at_10(hits: list[Any]) -> int:
+    """Relevance where two rankings differ: how many of the first 10 are the
+    generator's reports on deportations (its flagged articles)."""
+    return sum(bool(h.article.flagged) for h in hits[:10])
+
+
 def timed(call: Callable[[], object], repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
@@ -233,30 +239,50 @@ def measure(engine: Engine, label: str, args: argparse.Namespace) -> dict[str, A
         like: list[float] = []
         full: list[float] = []
         top10, top50 = [0, 0], [0, 0]
+        same_order, per_query = 0, []
         flagged = bool(extra)
         for query in QUERIES:
             filters = Filters(query=parse_query(query), **extra)  # type: ignore[arg-type]
             with sessions() as session:
-                ours = partial(search, session, filters, limit=50, candidates=args.candidates)
-                shown = [h.article.id for h in ours()]  # warms
-                fts += timed(ours, args.repeat)
+                ours = partial(
+                    search,
+                    session,
+                    filters,
+                    limit=50,
+                    candidates=args.candidates,
+                    exact_up_to=args.exact_up_to,
+                )
+                hits = ours()  # warms
+                shown = [h.article.id for h in hits]
+                times = timed(ours, args.repeat)
+                fts += times
             if not args.skip_like:
                 like += timed(partial(like_search, engine, query, flagged), 1)
             if postgres:
                 with sessions() as session:
                     every = partial(search, session, filters, limit=50, candidates=None)
-                    reference = [h.article.id for h in every()]  # warms
-                    full += timed(every, args.repeat)
+                    reference_hits = every()  # warms
+                    reference = [h.article.id for h in reference_hits]
+                    full_times = timed(every, args.repeat)
+                    full += full_times
+                    relevant = (reports_at_10(hits), reports_at_10(reference_hits))
                 for total, top in ((top10, 10), (top50, 50)):
                     found, wanted = agreement(shown, reference, top)
                     total[0] += found
                     total[1] += wanted
+                same_order += bool(reference) and shown[:10] == reference[:10]
+                medians = statistics.median(times), statistics.median(full_times)
+                per_query.append(
+                    (query, len(reference), agreement(shown, reference, 10), relevant, *medians)
+                )
         results[name] = {
             "fts": summary(fts),
             "like": summary(like) if like else None,
             "full": summary(full) if full else None,
             "top10": top10,
             "top50": top50,
+            "same_order": same_order,
+            "per_query": per_query,
         }
     return results
 
@@ -317,8 +343,19 @@ def run(url: str, label: str, args: argparse.Namespace, workdir: Path) -> None:
         print(
             f"{name}: ranking every match's full vector (before 0012): median {rm:.1f} ms, "
             f"p95 {rp:.1f} ms; the search shows {top10[0]}/{top10[1]} of its top 10s "
-            f"and {top50[0]}/{top50[1]} of its top 50s"
+            f"and {top50[0]}/{top50[1]} of its top 50s, "
+            f"{results[name]['same_order']} top 10s in the same order"
         )
+        print("| query | top 10 shown | reports in top 10: ours / full | median ms: ours / full |")
+        print("| --- | ---: | ---: | ---: |")
+        for query, found, (shown, wanted), (ours, reference), mine, every in results[name][
+            "per_query"
+        ]:
+            if found:
+                print(
+                    f"| `{query}` | {shown}/{wanted} | {ours} / {reference} "
+                    f"| {mine:.1f} / {every:.1f} |"
+                )
     if not args.skip_export:
         rss, export_seconds = export_rss(url, workdir)
         print(
@@ -341,6 +378,12 @@ def main() -> None:
         type=int,
         default=CANDIDATES,
         help="PostgreSQL: matches ranked again on their full vector",
+    )
+    parser.add_argument(
+        "--exact-up-to",
+        type=int,
+        default=EXACT_UP_TO,
+        help="PostgreSQL: full vectors a question may read to rank its first rows exactly",
     )
     parser.add_argument("--skip-like", action="store_true", help="no LIKE baseline")
     parser.add_argument("--skip-export", action="store_true", help="no export of everything")

@@ -14,9 +14,11 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from sqlalchemy import (
+    Double,
     Select,
     and_,
     case,
+    cast,
     column,
     func,
     literal,
@@ -24,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    union_all,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, selectinload
@@ -52,10 +55,14 @@ _FTS_REF: ColumnClause[Any] = literal_column("articles_fts")
 _SIMPLE: ColumnClause[Any] = literal_column("'simple'::regconfig")
 _VECTOR: ColumnClause[Any] = literal_column("articles.search_vector")
 _LEAD: ColumnClause[Any] = literal_column("articles.lead_vector")
-# PostgreSQL: how many matches, best first on the lead vector, are ranked again
-# on their full vector. Every question with fewer matches is ranked exactly as
-# on the full vector alone; BENCHMARKS.md has the cost and the agreement.
+# PostgreSQL: how many full vectors (out of line, costly to read) a question may
+# read to show its first rows exactly as ``ts_rank`` on the full vector orders
+# them; a question that needs more reads the best ``CANDIDATES`` by lead rank
+# only. BENCHMARKS.md has the cost and the agreement.
+EXACT_UP_TO = 10_000
 CANDIDATES = 1000
+# ts_rank of an AND whose words are never both in the text (a float4).
+_NO_PAIR = 1e-20
 # bm25 weights: a hit in the title counts ten times a hit in the body.
 _TITLE_WEIGHT, _TEXT_WEIGHT = 10.0, 1.0
 
@@ -135,7 +142,13 @@ def _filtered(stmt: AnySelect, filters: Filters) -> AnySelect:
     return stmt.where(and_(*conditions)) if conditions else stmt
 
 
-def _ranked(session: Session, filters: Filters, candidates: int | None) -> AnySelect:
+def _ranked(
+    session: Session,
+    filters: Filters,
+    candidates: int | None,
+    exact: int = 50,
+    exact_up_to: int = EXACT_UP_TO,
+) -> AnySelect:
     """Matching ids with their rank (smaller is better), best first."""
     query = filters.query
     if query is None:
@@ -151,21 +164,91 @@ def _ranked(session: Session, filters: Filters, candidates: int | None) -> AnySe
         )
         return _filtered(stmt, filters).order_by(rank, Article.id)
     tsquery = _tsquery(query)
-    if candidates is None:  # every match ranked on its full vector
-        pg_rank = -func.ts_rank(_VECTOR, tsquery)
-        stmt = select(Article.id, pg_rank.label("rank")).where(_VECTOR.op("@@")(tsquery))
-        return _filtered(stmt, filters).order_by(pg_rank, Article.id)
-    return _pg_ranked(tsquery, filters, candidates)
+    pg_rank: Any = -func.ts_rank(_VECTOR, tsquery)  # every match ranked on its full vector
+    if candidates is not None and _ranks_alike(query):
+        # Unless the database reads a word as several (then a phrase, with pairs):
+        # a word, and an operand, a NOT and an AND for each excluded word.
+        alike = func.numnode(tsquery) == 1 + 3 * len(query.excluded)
+        pg_rank = case((alike, literal(-_NO_PAIR, Double)), else_=pg_rank)
+    elif candidates is not None:
+        rank_on = _pg_bounded if _bounded(query) else _pg_every_match
+        return rank_on(
+            query, filters, candidates=candidates, exact=max(exact, 1), exact_up_to=exact_up_to
+        )
+    stmt = select(Article.id, pg_rank.label("rank")).where(_VECTOR.op("@@")(tsquery))
+    return _filtered(stmt, filters).order_by(pg_rank, Article.id)
 
 
-def _pg_ranked(tsquery: Any, filters: Filters, candidates: int) -> AnySelect:
-    """PostgreSQL: every match ranked on its lead vector (in the row), the best
-    ``candidates`` of them ranked again on the full vector and shown first.
+def _ranks_alike(query: Query) -> bool:
+    """Whether ``ts_rank`` gives every match the same rank (then ordered by id):
+    one word (or prefix) and excluded words. The query is an AND, ranked by
+    pairs of its words near each other, and a match holds none of the excluded
+    ones: no pair, the rank of no pair (1e-20) for all, whatever the text."""
+    [first, *others] = query.groups
+    return (
+        not others
+        and len(first) == 1
+        and len(first[0].words) == 1
+        and bool(query.excluded)
+        and all(len(term.words) == 1 for term in query.excluded)
+    )
+
+
+def _bounded(query: Query) -> bool:
+    """Whether ``ts_rank`` of the query is bounded by the lead rank (``_rank_bound``):
+    one word, or words and phrases joined by OR; no prefix, no exclusion. With an
+    OR at the top (or a lone lexeme) ``ts_rank`` sums over the query's lexemes,
+    and the lead holds the first occurrences of each. An AND or a phrase at the
+    top ranks pairs of words by their distance anywhere in the text, and a
+    prefix sums over every lexeme it matches: the lead bounds neither."""
+    [group, *others] = query.groups
+    return (
+        not others
+        and not query.excluded
+        and not any(term.prefix for term in group)
+        and (len(group) > 1 or len(group[0].words) == 1)
+    )
+
+
+def _rank_bound(lead_rank: Any, tsquery: Any, *, alternatives: bool) -> Any:
+    """An upper bound of ``ts_rank`` on the full vector, from the rank on the lead,
+    for a ``_bounded`` query (``alternatives``: terms joined by OR).
+
+    ``ts_rank`` (no normalisation) of an OR gives a lexeme with occurrences at weights
+    w_1, w_2, ... (in text order) (w_max + sum(w_j / j^2) - w_max / j_max^2) / (pi^2/6),
+    and averages that over the query's lexemes. The full vector adds to the
+    lead's occurrences only later ones of weight B (0.4): the title (A, 1.0) is
+    all in the lead. So a lexeme the lead holds in its title gains less than
+    0.4 * (pi^2/6 - 1) / (pi^2/6) < 0.16 past the lead; one the title lacks has
+    only B occurrences and stays under 0.4 (and ranks at most 0.4 on the lead,
+    where a title occurrence alone ranks 1 / (pi^2/6) = 0.61). For one lexeme:
+    under 0.4 without a title hit, else under the lead rank + 0.16; for several,
+    under the lead rank + 0.4. A little is added for rounding (ts_rank is a float4).
+    A word the database reads as several lexemes is a phrase: no bound (infinite).
+    """
+    lead = cast(lead_rank, Double)
+    one = case((lead >= 0.5, lead + 0.16), else_=literal(0.4, Double))
+    several = lead + 0.4 if alternatives else literal(float("inf"), Double)
+    return case((func.numnode(tsquery) == 1, one), else_=several) + 1e-4
+
+
+def _pg_bounded(
+    query: Query, filters: Filters, *, candidates: int, exact: int, exact_up_to: int
+) -> AnySelect:
+    """PostgreSQL, a question ``_rank_bound`` bounds: the first ``exact`` rows exactly
+    as ``ts_rank`` on the full vector orders every match, reading few full vectors.
 
     The full vector is out of line (TOAST): reading it for every match made broad
-    questions slow. The order is total (full rank of the candidates, then the
-    others by lead rank), so pages past the candidates follow on.
+    questions slow. Every match is ranked on its lead vector (in the row). The
+    best ``exact`` of them by that rank are ranked on the full vector; the
+    ``exact``-th best full rank among them is a threshold no other match can
+    beat unless its bound exceeds it, and those are ranked on the full vector
+    too. When more than ``exact_up_to`` would have to be, only the best
+    ``candidates`` by lead rank are (the first rows are then not certain).
+    Those ranked on the full vector come first, by that rank, the others
+    follow by lead rank: a total order, so pages follow on.
     """
+    tsquery = _tsquery(query)
     lead_rank = func.ts_rank(_LEAD, tsquery)
     place = func.row_number().over(order_by=(lead_rank.desc(), Article.id))
     matches = _filtered(
@@ -173,16 +256,103 @@ def _pg_ranked(tsquery: Any, filters: Filters, candidates: int) -> AnySelect:
             Article.id,
             lead_rank.label("lead_rank"),
             place.label("place"),
-            # A reference to the stored value: read only for the candidates below.
+            # A reference to the stored value: read only where ranked below.
             _VECTOR.label("vector"),
         ).where(_VECTOR.op("@@")(tsquery)),
         filters,
-    ).subquery("matches")
-    candidate = matches.c.place <= candidates
-    rank = case((candidate, -func.ts_rank(matches.c.vector, tsquery)), else_=-matches.c.lead_rank)
-    return select(matches.c.id.label("id"), rank.label("rank")).order_by(
-        case((candidate, 0), else_=1), rank, matches.c.id
+    ).cte("matches")
+    seed = (
+        select(matches.c.id, func.ts_rank(matches.c.vector, tsquery).label("full"))
+        .where(matches.c.place <= exact)
+        .cte("seed")
     )
+    # The exact-th best full rank of the seed (none if it has fewer rows: then
+    # it holds every match).
+    threshold = func.coalesce(
+        select(seed.c.full)
+        .order_by(seed.c.full.desc())
+        .offset(exact - 1)
+        .limit(1)
+        .scalar_subquery(),
+        -1.0,
+    )
+    alternatives = len(query.groups[0]) > 1
+    may_beat = _rank_bound(matches.c.lead_rank, tsquery, alternatives=alternatives) > threshold
+    # Counted once (a CTE), however often the condition below names it.
+    counted = select(func.count().label("n")).select_from(matches).where(may_beat).cte("needed")
+    needed = select(counted.c.n).scalar_subquery()
+    read = or_(
+        and_(needed <= exact_up_to, may_beat),
+        and_(needed > exact_up_to, matches.c.place <= candidates),
+    )
+    rest = (
+        select(
+            matches.c.id,
+            case((read, -func.ts_rank(matches.c.vector, tsquery))).label("full"),
+            (-matches.c.lead_rank).label("lead"),
+        )
+        .where(matches.c.place > exact)
+        .subquery("rest")
+    )
+    ranked = union_all(
+        select(seed.c.id, (-seed.c.full).label("rank"), literal(0).label("tier")),
+        select(
+            rest.c.id,
+            func.coalesce(rest.c.full, rest.c.lead).label("rank"),
+            case((rest.c.full.is_(None), 1), else_=0).label("tier"),
+        ),
+    ).subquery("ranked")
+    return select(ranked.c.id, ranked.c.rank).order_by(ranked.c.tier, ranked.c.rank, ranked.c.id)
+
+
+def _pg_every_match(
+    query: Query, filters: Filters, *, candidates: int, exact: int, exact_up_to: int
+) -> AnySelect:
+    """PostgreSQL, a question the lead does not bound (AND, prefixes): every match
+    ranked on its full vector when there are at most ``exact_up_to``, exactly as
+    ``candidates=None``; else every match ranked on its lead vector and the best
+    ``candidates`` (at least ``exact``) of them again on the full vector, shown
+    first. The lead vectors are read only then, by the row's address (ctid).
+    """
+    tsquery = _tsquery(query)
+    matches = _filtered(
+        select(
+            Article.id,
+            literal_column("articles.ctid").label("tid"),
+            # A reference to the stored value: read only where ranked below.
+            _VECTOR.label("vector"),
+            func.count().over().label("total"),
+        ).where(_VECTOR.op("@@")(tsquery)),
+        filters,
+    ).cte("matches")
+    every = select(
+        matches.c.id,
+        (-func.ts_rank(matches.c.vector, tsquery)).label("rank"),
+        literal(0).label("tier"),
+    ).where(matches.c.total <= exact_up_to)
+    row = Article.__table__.alias("lead_row")
+    lead_rank = func.ts_rank(literal_column("lead_row.lead_vector"), tsquery)
+    leads = (
+        select(
+            matches.c.id,
+            lead_rank.label("lead_rank"),
+            func.row_number().over(order_by=(lead_rank.desc(), matches.c.id)).label("place"),
+            matches.c.vector,
+        )
+        .select_from(matches.join(row, literal_column("lead_row.ctid") == matches.c.tid))
+        .where(matches.c.total > exact_up_to)
+        .subquery("leads")
+    )
+    read = leads.c.place <= max(candidates, exact)
+    best_leads = select(
+        leads.c.id,
+        case((read, -func.ts_rank(leads.c.vector, tsquery)), else_=-leads.c.lead_rank).label(
+            "rank"
+        ),
+        case((read, 0), else_=1).label("tier"),
+    )
+    ranked = union_all(every, best_leads).subquery("ranked")
+    return select(ranked.c.id, ranked.c.rank).order_by(ranked.c.tier, ranked.c.rank, ranked.c.id)
 
 
 def _snippets(session: Session, query: Query, ids: list[int]) -> dict[int, str]:
@@ -239,16 +409,22 @@ def search(
     stories: bool = True,
     *,
     candidates: int | None = CANDIDATES,
+    exact_up_to: int = EXACT_UP_TO,
 ) -> list[Hit]:
     """The best matches, best first; with ``stories``, one hit per story (its best copy).
 
-    ``candidates`` (PostgreSQL): how many of the best matches on the lead vector
-    are ranked again on their full vector; None ranks every match on it (slow
-    on broad questions; the benchmark's reference).
+    PostgreSQL: the rows asked for are ranked exactly as ``ts_rank`` on the full
+    vector ranks every match, if that takes at most ``exact_up_to`` full
+    vectors; else the best ``candidates`` on the lead vector are ranked again on
+    their full vector. ``candidates=None`` ranks every match on it (slow on
+    broad questions; the benchmark's reference).
     """
-    ranked = _ranked(session, filters, candidates)
+    wanted = limit + offset
+    # The first batch of rows _best_per_story reads is ranked exactly.
+    exact = _first_batch(wanted) if stories else wanted
+    ranked = _ranked(session, filters, candidates, exact, exact_up_to)
     if stories:
-        rows = _best_per_story(session, ranked, limit + offset)[offset:]
+        rows = _best_per_story(session, ranked, wanted)[offset:]
     else:
         rows = list(session.execute(ranked.limit(limit).offset(offset)))
     ids = [row.id for row in rows]
@@ -274,11 +450,16 @@ def search(
     return hits
 
 
+def _first_batch(wanted: int) -> int:
+    """How many rows _best_per_story reads first: room for copies of a story."""
+    return max(wanted * 3, 50)
+
+
 def _best_per_story(session: Session, ranked: AnySelect, wanted: int) -> list[Row[Any]]:
     """The first ``wanted`` stories in rank order, fetching more rows as copies are skipped."""
     chosen: list[Row[Any]] = []
     seen: set[int] = set()
-    fetched, batch = 0, max(wanted * 3, 50)
+    fetched, batch = 0, _first_batch(wanted)
     while len(chosen) < wanted:
         rows = list(session.execute(ranked.limit(batch).offset(fetched)))
         clusters = story_ids(session, [r.id for r in rows])

@@ -53,7 +53,7 @@ def statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
 
     def record(**kw: Any) -> None:
         statement, parameters = kw["statement"], kw["parameters"]
-        if re.match(r"\s*(SELECT|UPDATE|DELETE)\b", statement, re.IGNORECASE):
+        if re.match(r"\s*(SELECT|WITH|UPDATE|DELETE)\b", statement, re.IGNORECASE):
             many = kw["executemany"] and parameters
             seen.append((statement, parameters[0] if many else parameters))
 
