@@ -5,13 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
-# pytest workers (pytest-xdist): one more than the cores, because the end-to-end
-# tests spend much of their time waiting on crawls, brokers and timeouts (on 2
-# cores: 3 workers 6 min 34 s, 2 workers 8 min 17 s); JOBS=0 runs the suite in one process.
+# pytest workers (pytest-xdist): twice the cores, because the end-to-end tests
+# spend much of their time waiting on crawls, brokers and timeouts (a clean
+# clone's whole make test on 2 cores, with PostgreSQL: 4 workers 7 min 53 s,
+# 3 workers 9 min 15 s, run back to back); JOBS=0 runs the suite in one process.
 # --dist worksteal: a worker that runs out of tests takes half of another's, so
 # the long end-to-end files do not leave one core idle at the end. A module-scoped
 # fixture (the fault matrix's crawl) is built at most once per worker.
-JOBS ?= $(shell $(PYTHON) -c 'import os; print((os.cpu_count() or 1) + 1)')
+JOBS ?= $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
 
 .PHONY: install run test lint typecheck unit eval bench reliability clean
 
