@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 # pytest workers (pytest-xdist): twice the cores, because the end-to-end tests
 # spend much of their time waiting on crawls, brokers and timeouts (a clean
-# clone's whole make test on 2 cores, with PostgreSQL: 4 workers 7 min 53 s,
-# 3 workers 9 min 15 s, run back to back); JOBS=0 runs the suite in one process.
+# clone's whole make test on 2 cores, with PostgreSQL and a benchmark at nice 19
+# beside it: 4 workers 7 min 53 s and 8 min 40 s, 3 workers 9 min 15 s); JOBS=0 runs the suite
+# in one process.
 # --dist worksteal: a worker that runs out of tests takes half of another's, so
 # the long end-to-end files do not leave one core idle at the end. A module-scoped
 # fixture (the fault matrix's crawl) is built at most once per worker.
