@@ -174,7 +174,7 @@ def match_story(
     best_rewrite: tuple[float, int] | None = None
     best_version: tuple[float, int] | None = None
     for other in candidate_articles(session, ids):
-        verdict = _verdict(text, found, language, published_at, other, url=url)
+        verdict = _verdict(text, found, language, published_at, other, url=url, outlet=outlet)
         if verdict is None or not verdict.same:
             continue
         if other.language == language:
@@ -220,6 +220,7 @@ def _verdict(
     other: Candidate,
     *,
     url: str | None,
+    outlet: str | None,
 ) -> Verdict | None:
     """A rewrite in the same language, a language version in another; None when
     either language is unknown (nothing can be said across languages then)."""
@@ -239,6 +240,6 @@ def _verdict(
         anchors(other.text),
         published_at,
         other.published_at,
-        outlet_a=outlet_article(url),
+        outlet_a=outlet,
         outlet_b=outlet_article(other.url),
     )

@@ -61,11 +61,16 @@ def source_timeout(source: Source, settings: Settings) -> float:
     return settings.crawl_timeout
 
 
+def longest_hold(settings: Settings, sources: Iterable[Source]) -> float:
+    """Seconds a worker may hold a crawl's task: the longest crawl, its stop included."""
+    longest = max((source_timeout(s, settings) for s in sources), default=0.0)
+    return max(longest, settings.crawl_timeout) + KILL_AFTER
+
+
 def visibility_timeout(settings: Settings, sources: Iterable[Source]) -> float:
     """How long Redis waits for a taken task's ack before it delivers it again:
     longer than any crawl may take, stop included, or a long crawl would run twice."""
-    longest = max((source_timeout(s, settings) for s in sources), default=0.0)
-    floor = max(longest, settings.crawl_timeout) + KILL_AFTER
+    floor = longest_hold(settings, sources)
     chosen = settings.broker_visibility_timeout
     if chosen is None:
         return floor + VISIBILITY_MARGIN
@@ -87,8 +92,7 @@ def rabbitmq_caution(settings: Settings, sources: Iterable[Source]) -> str | Non
     the run rows keep it from running twice, but its channel is closed)."""
     if not settings.broker_url or not is_amqp(settings.broker_url):
         return None
-    longest = max((source_timeout(s, settings) for s in sources), default=0.0)
-    held = max(longest, settings.crawl_timeout) + KILL_AFTER
+    held = longest_hold(settings, sources)
     if held < RABBITMQ_CONSUMER_TIMEOUT:
         return None
     return (
