@@ -14,7 +14,12 @@ milliseconds per article (elapsed and CPU), the ratio to the smallest
 archive, and precision and recall for copies (near-duplicates and rewrites
 joining their story) and for language versions (linked to their story).
 
-Usage: python -m bench.dedup_ingest [--sizes 10000 100000 1000000] [--keep DIR]
+Usage: python -m bench.dedup_ingest [--sizes 10000 100000 1000000] [--keep DIR] [--rounds N]
+
+With --keep, the filled archives stay in DIR (as filled: the probes go into a
+copy) and a later run with the same DIR measures them again without filling. With
+--rounds N every size is probed N times, the sizes in turn, and the medians
+are compared: on a shared machine one probe's CPU time moves by 10% or more.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import random
+import shutil
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -221,7 +228,9 @@ def probe(url: str, size: int) -> tuple[float, float, dict[str, tuple[float, flo
         store.process_item(dedup.process_item(normalized))
     writer.close()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return elapsed / PROBES * 1000, cpu / PROBES * 1000, score(sessions, expected)
+    scores = score(sessions, expected)
+    engine.dispose()
+    return elapsed / PROBES * 1000, cpu / PROBES * 1000, scores
 
 
 def _story(cluster: int | None, group: dict[int, int | None]) -> int | None:
@@ -275,35 +284,72 @@ def score(
     return out
 
 
+def probe_copy(folder: Path, size: int) -> tuple[float, float, dict[str, tuple[float, float]]]:
+    """Probe a copy of the filled archive: the archive stays as filled, so it can
+    be probed again in a later round, or a later run, without an hour's fill at 1M."""
+    probed = folder / f"probed-{size}.db"
+    shutil.copyfile(folder / f"archive-{size}.db", probed)
+    try:
+        return probe(f"sqlite:///{probed}", size)
+    finally:
+        probed.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--keep", type=Path, help="keep the generated archives in this folder")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep the filled archives in this folder, and reuse those already there",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="probe every size this many times, in turn, and compare the medians",
+    )
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="deportwatch-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    baseline = cpu_baseline = None
-    print(
+    fill_seconds = {}
+    for size in args.sizes:
+        started = time.perf_counter()
+        if not (folder / f"archive-{size}.db").exists():
+            fill(f"sqlite:///{folder / f'archive-{size}.db'}", size)
+        fill_seconds[size] = time.perf_counter() - started
+    header = (
         f"{'archive':>10} {'fill s':>8} {'ms/article':>11} {'vs smallest':>12} "
         f"{'CPU ms':>7} {'vs smallest':>12} "
         f"{'copies P':>9} {'R':>6} {'versions P':>11} {'R':>6}"
     )
+    # The sizes are probed in turn, round after round: a machine whose speed
+    # drifts (a shared one does, by 10% and more) then slows every size alike.
+    measured: dict[int, list[tuple[float, float]]] = {size: [] for size in args.sizes}
+    scores: dict[int, dict[str, tuple[float, float]]] = {}
+    for round_ in range(1, args.rounds + 1):
+        print(f"round {round_}:" if args.rounds > 1 else header, flush=True)
+        for size in args.sizes:
+            ms, cpu_ms, scores[size] = probe_copy(folder, size)
+            measured[size].append((ms, cpu_ms))
+            if args.rounds > 1:
+                print(f"{size:>10} {ms:>11.2f} ms {cpu_ms:>7.2f} ms CPU", flush=True)
+    if args.rounds > 1:
+        print(f"median of {args.rounds} rounds:\n{header}")
+    baseline = cpu_baseline = None
     for size in args.sizes:
-        url = f"sqlite:///{folder / f'archive-{size}.db'}"
-        started = time.perf_counter()
-        fill(url, size)
-        fill_seconds = time.perf_counter() - started
-        ms, cpu_ms, scores = probe(url, size)
+        ms = statistics.median(m for m, _ in measured[size])
+        cpu_ms = statistics.median(c for _, c in measured[size])
         baseline, cpu_baseline = baseline or ms, cpu_baseline or cpu_ms
-        (copy_p, copy_r), (version_p, version_r) = scores["copy"], scores["version"]
+        (copy_p, copy_r), (version_p, version_r) = scores[size]["copy"], scores[size]["version"]
         print(
-            f"{size:>10} {fill_seconds:>8.0f} {ms:>11.2f} {ms / baseline:>11.2f}x "
+            f"{size:>10} {fill_seconds[size]:>8.0f} {ms:>11.2f} {ms / baseline:>11.2f}x "
             f"{cpu_ms:>7.2f} {cpu_ms / cpu_baseline:>11.2f}x "
             f"{copy_p:>9.3f} {copy_r:>6.3f} {version_p:>11.3f} {version_r:>6.3f}",
             flush=True,
         )
-        if args.keep is None:
-            (folder / f"archive-{size}.db").unlink()
+    if args.keep is None:
+        shutil.rmtree(folder)
 
 
 if __name__ == "__main__":
