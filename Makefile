@@ -23,12 +23,14 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PYTHON) -m venv $(VENV)/pywb
 	# uv installs the same versions pip would resolve, in parallel and from its
-	# cache: the install takes about 15 s where pip took 55 s (on 2 cores, warm
-	# caches), and it is the first step of every clean clone's make test.
+	# cache, and compiles the bytecode as pip does (without it, a machine with
+	# PYTHONDONTWRITEBYTECODE set compiles every library on every start): about
+	# 30 s where pip took 55 s (2 cores, warm caches), the first step of every
+	# clean clone's make test.
 	$(BIN)/python -m pip install --quiet uv
 	# pywb (the evidence replay test's, in a venv of its own) installs at the same time.
-	$(BIN)/uv pip install --quiet --python $(VENV)/pywb/bin/python 'pywb>=2.8,<3' & pywb=$$!; \
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]' && wait $$pywb
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(VENV)/pywb/bin/python 'pywb>=2.8,<3' & pywb=$$!; \
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]' && wait $$pywb
 	touch $(STAMP)
 
 ## One-off crawl of every enabled source into ./data/archive.db
@@ -49,6 +51,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite starts hundreds of Python processes (pytest workers, deportwatch
+# commands, crawl children, Celery workers): each reads the project's and the
+# tests' bytecode from __pycache__ rather than compile them again, even where
+# the machine sets PYTHONDONTWRITEBYTECODE (an empty value unsets it). On 2
+# cores this halves a worker's collection, 9.3 s to 4.3 s of CPU.
+unit: export PYTHONDONTWRITEBYTECODE =
 unit: $(STAMP)
 	$(BIN)/pytest -n $(JOBS) --dist worksteal $(ARGS)
 
