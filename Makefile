@@ -5,6 +5,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
+# Every Python process these targets start writes the bytecode of what it
+# imports, and the next reads it, even where the machine sets
+# PYTHONDONTWRITEBYTECODE (an empty value unsets it): the suite starts hundreds
+# (pytest workers, deportwatch commands, crawl children, Celery workers), and
+# without the cache each compiles every module it imports again. On 2 cores
+# this halves a pytest worker's collection, 9.3 s to 4.3 s of CPU.
+export PYTHONDONTWRITEBYTECODE =
 # pytest workers (pytest-xdist): twice the cores, because the end-to-end tests
 # spend much of their time waiting on crawls, brokers and timeouts (a clean
 # clone's whole make test on 2 cores, with PostgreSQL and a benchmark at nice 19
@@ -23,14 +30,14 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PYTHON) -m venv $(VENV)/pywb
 	# uv installs the same versions pip would resolve, in parallel and from its
-	# cache, and compiles the bytecode as pip does (without it, a machine with
-	# PYTHONDONTWRITEBYTECODE set compiles every library on every start): about
-	# 30 s where pip took 55 s (2 cores, warm caches), the first step of every
-	# clean clone's make test.
+	# cache: about 20 s where pip took 55 s (2 cores, warm caches), the first
+	# step of every clean clone's make test. It compiles no bytecode up front
+	# (pip compiles every file of every package); the first import of a
+	# module writes it, see PYTHONDONTWRITEBYTECODE above.
 	$(BIN)/python -m pip install --quiet uv
 	# pywb (the evidence replay test's, in a venv of its own) installs at the same time.
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(VENV)/pywb/bin/python 'pywb>=2.8,<3' & pywb=$$!; \
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]' && wait $$pywb
+	$(BIN)/uv pip install --quiet --python $(VENV)/pywb/bin/python 'pywb>=2.8,<3' & pywb=$$!; \
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]' && wait $$pywb
 	touch $(STAMP)
 
 ## One-off crawl of every enabled source into ./data/archive.db
@@ -51,12 +58,6 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The suite starts hundreds of Python processes (pytest workers, deportwatch
-# commands, crawl children, Celery workers): each reads the project's and the
-# tests' bytecode from __pycache__ rather than compile them again, even where
-# the machine sets PYTHONDONTWRITEBYTECODE (an empty value unsets it). On 2
-# cores this halves a worker's collection, 9.3 s to 4.3 s of CPU.
-unit: export PYTHONDONTWRITEBYTECODE =
 unit: $(STAMP)
 	$(BIN)/pytest -n $(JOBS) --dist worksteal $(ARGS)
 
