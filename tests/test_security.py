@@ -30,6 +30,12 @@ FORMATTED_SQL = {
     ("db/migrations/versions/0007_search.py", "trigger"): "a loop over a constant tuple",
     ("db/migrations/versions/0007_search.py", "PG_VECTOR"): "a module constant (DDL)",
     ("db/migrations/versions/0012_lead_vector.py", "PG_LEAD_VECTOR"): "a module constant (DDL)",
+    ("db/repository/articles.py", "article"): "a column name of the model",
+    ("db/repository/articles.py", "shared"): (
+        "subqueries of the model's names, ints and bound-parameter names (story candidates)"
+    ),
+    ("db/repository/articles.py", "least"): "a float of the code, repr'd (HAVING sum >= it)",
+    ("db/repository/articles.py", "limit"): "an int of the code (LIMIT)",
 }
 
 
