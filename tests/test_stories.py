@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -868,13 +869,26 @@ def test_relink_applies_the_lemma_and_outlet_rules(  # type: ignore[no-untyped-d
     assert group_of(session, got["edition-ru"]) == got["edition-uk"].cluster_id
 
 
-def test_ingest_benchmark_finds_rewrites_and_translations(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_ingest_benchmark_finds_rewrites_and_translations_and_keeps_its_archives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(dedup_ingest, "PROBES", 100)
-    url = f"sqlite:///{tmp_path / 'bench.db'}"
-    dedup_ingest.fill(url, 500)
-    ms, cpu_ms, scores = dedup_ingest.probe(url, 500)
-    assert ms > 0
-    assert cpu_ms > 0
-    assert scores == {"copy": (1.0, 1.0), "version": (1.0, 1.0)}
+    monkeypatch.setattr(dedup_ingest, "PROBES", 60)
+    argv = ["dedup_ingest", "--sizes", "300", "500", "--rounds", "2", "--keep", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    outputs, filled = [], []
+    for _ in range(2):  # the second run measures the archives the first one filled
+        dedup_ingest.main()
+        outputs.append(capsys.readouterr().out)
+        # The probes went into copies: only the filled archives are left.
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["archive-300.db", "archive-500.db"]
+        filled.append([(tmp_path / f"archive-{n}.db").stat().st_mtime_ns for n in (300, 500)])
+    assert filled[0] == filled[1]
+    for out in outputs:
+        assert "median of 2 rounds" in out
+        rows = [line.split() for line in out.splitlines() if len(line.split()) == 10]
+        assert [row[0] for row in rows] == ["300", "500"]
+        for row in rows:
+            assert float(row[2]) > 0  # ms per article
+            assert row[3] == "1.00x" if row[0] == "300" else row[3].endswith("x")
+            assert row[6:] == ["1.000"] * 4  # copies and versions: precision, recall
+    assert [row.split()[1] for row in outputs[1].splitlines()[-2:]] == ["0", "0"]  # no fill
