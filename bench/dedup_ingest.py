@@ -315,8 +315,14 @@ def main() -> None:
     fill_seconds = {}
     for size in args.sizes:
         started = time.perf_counter()
-        if not (folder / f"archive-{size}.db").exists():
-            fill(f"sqlite:///{folder / f'archive-{size}.db'}", size)
+        filled = folder / f"archive-{size}.db"
+        if not filled.exists():
+            # Filled under another name first: a fill stopped half way is not
+            # taken for a filled archive by the next run.
+            filling = folder / f"filling-{size}.db"
+            filling.unlink(missing_ok=True)
+            fill(f"sqlite:///{filling}", size)
+            filling.rename(filled)
         fill_seconds[size] = time.perf_counter() - started
     header = (
         f"{'archive':>10} {'fill s':>8} {'ms/article':>11} {'vs smallest':>12} "
