@@ -17,9 +17,12 @@ export PYTHONDONTWRITEBYTECODE =
 # clone's whole make test on 2 cores, with PostgreSQL and a benchmark at nice 19
 # beside it: 4 workers 7 min 53 s and 8 min 40 s, 3 workers 9 min 15 s); JOBS=0 runs the suite
 # in one process.
-# --dist worksteal: a worker that runs out of tests takes half of another's, so
-# the long end-to-end files do not leave one core idle at the end. A module-scoped
-# fixture (the fault matrix's crawl) is built at most once per worker.
+# --dist loadfile --no-loadscope-reorder: each test file goes whole to one
+# worker, in the collected order, which tests/file_order.py makes longest first
+# (by tests/durations.json): the longest files start at once, an idle worker
+# takes the next file, and the run ends on short files (longest-processing-time
+# scheduling). A file's module-scoped fixtures (the fault matrix's crawls) are
+# built once.
 JOBS ?= $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
 
 .PHONY: install run test lint typecheck unit eval bench reliability clean
@@ -59,7 +62,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -n $(JOBS) --dist worksteal $(ARGS)
+	$(BIN)/pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 ## Flagging quality on the labeled texts (EVALUATION.md)
 eval: $(STAMP)

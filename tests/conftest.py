@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import threading
 import time
@@ -25,7 +24,7 @@ from pipeline.writer import ArchiveWriter
 from spiders.middlewares.replay import content_type, snapshot_path
 from tests.loopback import LoopbackServer
 
-pytest_plugins = ["tests.corpus", "tests.brokers"]
+pytest_plugins = ["tests.corpus", "tests.brokers", "tests.file_order", "pytester"]
 
 # pytest-xdist's workers start with COLUMNS=80 and LINES=24 set (execnet sets them).
 # The CLI takes a set COLUMNS as a terminal's width and would cut its tables to 80
@@ -37,73 +36,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 WEB = FIXTURES / "web"
 REPO = Path(__file__).parent.parent
 PG_ENV = "DEPORTWATCH_TEST_DATABASE_URL"
-
-
-# Each test file's seconds in a whole parallel run (setup, call and teardown of
-# its tests), written by ``pytest --store-durations``: the order the next runs
-# start the files in.
-DURATIONS = Path(__file__).with_name("durations.json")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--store-durations",
-        action="store_true",
-        default=False,
-        help="record each test file's seconds in tests/durations.json (the order of later runs)",
-    )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # The controller records: it sees every worker's reports (a worker has workerinput).
-    if config.getoption("store_durations") and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(FileTimes(), "file-times")
-
-
-class FileTimes:
-    """Adds up each file's test seconds and merges them into tests/durations.json."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        name = report.nodeid.split("::")[0]
-        self.seconds[name] = self.seconds.get(name, 0.0) + report.duration
-
-    def pytest_sessionfinish(self) -> None:
-        recorded = file_seconds() | {name: round(s, 1) for name, s in self.seconds.items()}
-        DURATIONS.write_text(json.dumps(dict(sorted(recorded.items())), indent=1) + "\n")
-
-
-def file_seconds() -> dict[str, float]:
-    try:
-        recorded = json.loads(DURATIONS.read_text())
-    except (OSError, ValueError):  # none yet, or unreadable: every file weighs the same
-        return {}
-    return (
-        {str(name): float(s) for name, s in recorded.items()} if isinstance(recorded, dict) else {}
-    )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest files first, each file's tests kept together and in order.
-
-    pytest-xdist's worksteal gives each worker a slice of this order and lets an
-    idle worker take the end of another's queue: the long files (most of them
-    waiting on crawls, brokers and timeouts) start early beside the short ones,
-    and the run ends on short tests, not on one worker's long tail. A file not in
-    tests/durations.json goes first if it runs the command end to end (marked
-    e2e), last otherwise."""
-    seconds = file_seconds()
-    e2e = {item.path for item in items if item.get_closest_marker("e2e")}
-
-    def weight(item: pytest.Item) -> float:
-        name = item.nodeid.split("::")[0]
-        if name in seconds:
-            return seconds[name]
-        return math.inf if item.path in e2e else 0.0
-
-    items.sort(key=lambda item: -weight(item))  # stable: a file's tests stay in order
 
 
 def _postgres_url() -> str:
