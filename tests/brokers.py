@@ -119,7 +119,7 @@ class RabbitMQ:
     """rabbitmq-server on free loopback ports, its data in ``workdir``, no plugins.
 
     It takes seconds to start (an Erlang node loading RabbitMQ's modules), so one
-    serves a test worker's tests; each test has a virtual host of its own (``vhost()``):
+    serves a test file's tests; each test has a virtual host of its own (``vhost()``):
     its queues, messages and workers' control exchanges are its own."""
 
     USER, PASSWORD = "deportwatch", "test"
@@ -222,7 +222,7 @@ class RabbitMQ:
         self.process.wait(timeout=60)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQ]:
     if not Path(RABBITMQ_SERVER).exists():
         pytest.skip("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
