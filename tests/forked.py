@@ -24,7 +24,7 @@ import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from service.launch import OWN, enter_command, exit_status, finish
@@ -41,16 +41,21 @@ DEFAULT_FILTERS = (
 
 
 def run_forked(
-    args: list[str], env: Mapping[str, str], cwd: Path, timeout: float
+    args: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    timeout: float,
+    before: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``deportwatch ARGS`` with ``env`` in ``cwd``: its exit code and output."""
+    """``deportwatch ARGS`` with ``env`` in ``cwd``: its exit code and output.
+    ``before`` runs in the child first (tests/confine.py: fewer privileges)."""
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(out_read)
         os.close(err_read)
-        _child(args, env, cwd, out_write, err_write)
+        _child(args, env, cwd, out_write, err_write, before=before)
     os.close(out_write)
     os.close(err_write)
     chunks: dict[int, list[bytes]] = {out_read: [], err_read: []}
@@ -113,7 +118,15 @@ class Forked:
         return self.returncode
 
 
-def _child(args: list[str], env: Mapping[str, str], cwd: Path, out: int, err: int) -> None:
+def _child(
+    args: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    out: int,
+    err: int,
+    *,
+    before: Callable[[], None] | None = None,
+) -> None:
     code = 1
     try:
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -122,6 +135,8 @@ def _child(args: list[str], env: Mapping[str, str], cwd: Path, out: int, err: in
         os.dup2(err, 2)
         for fd in (devnull, out, err):
             os.close(fd)
+        if before is not None:  # its error goes to the command's stderr
+            before()
         enter_command(args, env, cwd)
         _fresh_process_state()
         from deportwatch.cli.app import main  # noqa: PLC0415 -- imported afresh, after the purge

@@ -3,12 +3,14 @@ read-only and never migrate it; the commands that write say in one line that it 
 read-only; a schema behind or ahead, or no archive at all, is one line.
 
 The tests run as root, whom file permissions do not bind: the command runs
-without the capabilities that let root ignore them (``setpriv``), or, for a
-read-only mount, in a mount namespace of its own.
+without the capabilities that let root ignore them (``setpriv`` for a new
+process, the same calls in a forked one, tests/confine.py), or, for a read-only
+mount, in a mount namespace of its own.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,7 +18,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,7 +38,9 @@ from db.migrate import MIGRATIONS, current_revision, head_revision, open_archive
 from db.models import Article, CounterReading
 from db.repository.runs import ensure_source
 from deportwatch.cli.app import app
+from tests.confine import drop_capabilities, read_only_mount
 from tests.conftest import REPO, WEB
+from tests.forked import run_forked
 from tests.helpers import DEPORTWATCH, ServedView, cli_env
 
 SOURCES = REPO / "sources.toml"
@@ -88,10 +92,13 @@ def _sha256(path: Path) -> str:
 
 @dataclass
 class Handed:
-    """A copy of the test archive in a folder of its own, made read-only one way."""
+    """A copy of the test archive in a folder of its own, made read-only one way:
+    ``prefix`` for a new process (``serve``, a script), ``confine`` the same done
+    in a forked child (tests/confine.py), for the commands run with ``run``."""
 
     path: Path
     prefix: list[str]
+    confine: Callable[[], None] | None
     tmp_path: Path
 
     @property
@@ -99,15 +106,18 @@ class Handed:
         return f"sqlite:///{self.path}"
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*self.prefix, DEPORTWATCH, *args],
-            env=cli_env(self.url, SOURCES, self.tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=self.tmp_path,
-            check=False,
-        )
+        env = cli_env(self.url, SOURCES, self.tmp_path)
+        if os.environ.get("DEPORTWATCH_TEST_EXEC"):
+            return subprocess.run(
+                [*self.prefix, DEPORTWATCH, *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=self.tmp_path,
+                check=False,
+            )
+        return run_forked(list(args), env, self.tmp_path, timeout=120, before=self.confine)
 
 
 def _add_readings(session: Session) -> None:
@@ -154,14 +164,18 @@ def handed(
     # that needs care: a WAL reader wants to create an index beside the file.
     assert path.read_bytes()[18:20] == b"\x02\x02"
     path.chmod(0o444)
+    confine: Callable[[], None] | None
     if request.param == "file":
         prefix = _unprivileged(tmp_path)
+        confine = drop_capabilities if prefix else None
     elif request.param == "folder":
         prefix = _unprivileged(tmp_path)
+        confine = drop_capabilities if prefix else None
         folder.chmod(0o555)
     else:
         prefix = _read_only_mount(folder)
-    yield Handed(path, prefix, tmp_path)
+        confine = functools.partial(read_only_mount, folder)
+    yield Handed(path, prefix, confine, tmp_path)
     folder.chmod(0o755)
 
 
