@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,10 +28,34 @@ PAGES = 80
 SETTINGS = {"obey_robots": "false", "recheck_minutes": "0"}
 
 
+class OverlappingSite(SyntheticSite):
+    """Holds back the article pages until two crawls have asked for the feed.
+
+    The manual crawl is a new interpreter, seconds to start on a loaded machine,
+    and the service's crawl of the site takes a few seconds: left alone, it could
+    end before the other begins (it did once in a whole parallel run), and the
+    test would not be of two writers at once."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        super().__init__(count, seed)
+        self.feed_requests = 0
+        self.both_started = threading.Event()
+
+    def answer(self, path: str) -> tuple[bytes, str] | None:
+        if path == "/feed.xml":
+            with self._lock:
+                self.feed_requests += 1
+                if self.feed_requests >= 2:
+                    self.both_started.set()
+        elif path.startswith("/news/"):
+            self.both_started.wait(120)
+        return super().answer(path)
+
+
 @pytest.fixture
 def synthetic() -> Iterator[SyntheticSite]:
-    site = SyntheticSite(PAGES, seed=5)
-    site.latency = 0.05  # crawls of a few seconds, so that the two overlap
+    site = OverlappingSite(PAGES, seed=5)
+    site.latency = 0.05  # crawls of a few seconds
     with site.serve():
         yield site
 
