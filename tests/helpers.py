@@ -80,18 +80,31 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """The real command in a process of its own (forked: see tests/forked.py);
     ``settings`` override DEPORTWATCH_* values."""
-    env = cli_env(database_url, sources, tmp_path, **settings)
+    return run_command(args, cli_env(database_url, sources, tmp_path, **settings), tmp_path)
+
+
+def run_command(
+    args: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    prefix: Sequence[str] = (),
+    before: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``deportwatch ARGS`` forked from this process, ``before`` run in the child
+    first; or, with DEPORTWATCH_TEST_EXEC=1, the installed executable under
+    ``prefix`` (a command that does what ``before`` does, for a new process)."""
     if os.environ.get("DEPORTWATCH_TEST_EXEC"):
         return subprocess.run(
-            [DEPORTWATCH, *args],
+            [*prefix, DEPORTWATCH, *args],
             env=env,
             capture_output=True,
             text=True,
             timeout=120,
-            cwd=tmp_path,
+            cwd=cwd,
             check=False,
         )
-    return run_forked(args, env, tmp_path, timeout=120)
+    return run_forked(args, env, cwd, timeout=120, before=before)
 
 
 def feed(base: str, entries: list[tuple[str, str, str]]) -> str:

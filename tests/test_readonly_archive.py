@@ -40,8 +40,7 @@ from db.repository.runs import ensure_source
 from deportwatch.cli.app import app
 from tests.confine import drop_capabilities, read_only_mount
 from tests.conftest import REPO, WEB
-from tests.forked import run_forked
-from tests.helpers import DEPORTWATCH, ServedView, cli_env
+from tests.helpers import ServedView, cli_env, run_command
 
 SOURCES = REPO / "sources.toml"
 ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -107,17 +106,7 @@ class Handed:
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = cli_env(self.url, SOURCES, self.tmp_path)
-        if os.environ.get("DEPORTWATCH_TEST_EXEC"):
-            return subprocess.run(
-                [*self.prefix, DEPORTWATCH, *args],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                cwd=self.tmp_path,
-                check=False,
-            )
-        return run_forked(list(args), env, self.tmp_path, timeout=120, before=self.confine)
+        return run_command(list(args), env, self.tmp_path, prefix=self.prefix, before=self.confine)
 
 
 def _add_readings(session: Session) -> None:
@@ -165,16 +154,14 @@ def handed(
     assert path.read_bytes()[18:20] == b"\x02\x02"
     path.chmod(0o444)
     confine: Callable[[], None] | None
-    if request.param == "file":
-        prefix = _unprivileged(tmp_path)
-        confine = drop_capabilities if prefix else None
-    elif request.param == "folder":
-        prefix = _unprivileged(tmp_path)
-        confine = drop_capabilities if prefix else None
-        folder.chmod(0o555)
-    else:
+    if request.param == "mount":
         prefix = _read_only_mount(folder)
         confine = functools.partial(read_only_mount, folder)
+    else:
+        prefix = _unprivileged(tmp_path)
+        confine = drop_capabilities if prefix else None
+        if request.param == "folder":
+            folder.chmod(0o555)
     yield Handed(path, prefix, confine, tmp_path)
     folder.chmod(0o755)
 
