@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import select
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -13,7 +17,16 @@ from sqlalchemy.orm import Session
 from db.engine import make_engine
 from db.migrate import current_revision, head_revision, upgrade
 from db.models import Base, CrawlRun
-from db.repository.runs import RunCounts, ensure_source, finish_run, last_runs, start_run
+from db.repository.runs import (
+    LOST_RUN,
+    RunCounts,
+    close_abandoned_runs,
+    close_lost_runs,
+    ensure_source,
+    finish_run,
+    last_runs,
+    start_run,
+)
 from db.search import SEARCH_INDEX_NAMES
 
 
@@ -88,6 +101,42 @@ def test_crawl_run_lifecycle(session: Session) -> None:
     assert runs["nv-en"].id == second.id
     assert (runs["nv-en"].outcome, runs["nv-en"].articles_new, runs["nv-en"].pages) == ("ok", 2, 4)
     assert runs["nv-en"].finished_at is not None
+
+
+@pytest.fixture
+def zombie() -> Iterator[int]:
+    """The pid of a child that has ended and is not reaped yet, as a crawl
+    orphaned by a killed worker is until whoever adopted it reaps it."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    ended = os.pidfd_open(pid)
+    select.select([ended], [], [])  # readable once the child has exited
+    os.close(ended)
+    assert Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    yield pid
+    os.waitpid(pid, 0)
+
+
+def test_runs_of_ended_processes_are_closed_and_live_ones_kept(
+    session: Session, zombie: int
+) -> None:
+    source = ensure_source(session, "nv-en", "feed")
+    live, ended, lost = (start_run(session, source.id) for _ in range(3))
+    ended.pid = zombie  # on this machine, its crawl process ended without a word
+    lost.pid = zombie
+    session.commit()
+    assert close_abandoned_runs(session) == [ended.id, lost.id]
+    session.commit()
+    assert (ended.outcome, live.outcome) == ("crashed", "running")
+    assert "ended without recording how the run ended" in (ended.error_text or "")
+    # The queue's worker, holding the source's lock, closes a run lost with its worker.
+    lost.outcome = "running"
+    lost.pid = None  # whose process is unknown: another machine's
+    session.commit()
+    assert close_lost_runs(session, source.id) == [lost.id]
+    assert (lost.error_text or "").startswith(LOST_RUN)
+    assert live.outcome == "running"  # this test's own process runs it
 
 
 def test_source_row_follows_the_config(session: Session) -> None:

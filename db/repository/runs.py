@@ -7,6 +7,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -56,13 +57,24 @@ def take_run(run: CrawlRun) -> None:
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` still runs. A zombie does not: it has ended and waits to
+    be reaped, by its parent or, for a crawl orphaned with its worker, by
+    whatever process adopted it, which may take a while or never happen (a
+    container's first process need not reap). Its run is over."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # someone else's process: alive
-    return True
+        pass  # someone else's process: it exists
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False  # gone since os.kill
+    except OSError:
+        return True  # no /proc to ask: it exists
+    # "pid (comm) state ...": the name may hold spaces and parentheses.
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def close_abandoned_runs(session: Session) -> list[int]:
