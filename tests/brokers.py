@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from db.engine import make_engine, make_sessionmaker
 from db.models import Article, CrawlRun, SourceRow
 from tests.conftest import WEB, LoopbackSite
+from tests.forked import Forked
 from tests.helpers import DEPORTWATCH, feed, free_port, wait_for
 
 KI = WEB / "kyivindependent.com"
@@ -252,10 +253,17 @@ def broker(request: pytest.FixtureRequest) -> Broker:
 
 
 class Process:
-    """A deportwatch command in the background, its JSON log lines in a file."""
+    """A deportwatch command in the background, its JSON log lines in a file:
+    forked from the test worker (tests/forked.py), or the installed executable
+    with DEPORTWATCH_TEST_EXEC=1. Each is a session and process group of its
+    own, so that kill -9 takes its pool and forkserver with it."""
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
+        self.process: subprocess.Popen[bytes] | Forked
+        if not os.environ.get("DEPORTWATCH_TEST_EXEC"):
+            self.process = Forked(args, env, log.parent, output=log, session=True)
+            return
         with log.open("w") as out:
             self.process = subprocess.Popen(
                 [DEPORTWATCH, *args],
@@ -263,7 +271,7 @@ class Process:
                 cwd=log.parent,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own group: kill -9 takes its pool too
+                start_new_session=True,
             )
 
     def text(self) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -100,30 +101,57 @@ def run_forked(
 
 
 class Forked:
-    """A command started in a forked child with its output discarded, which a
-    test kills: ``poll``, ``kill`` and ``wait`` as ``subprocess.Popen`` has them."""
+    """A command started in a forked child, which a test signals, kills and
+    waits for: ``pid``, ``poll``, ``send_signal``, ``kill`` and ``wait`` as
+    ``subprocess.Popen`` has them. Its output goes to ``output`` (stdout and
+    stderr, appended) or is discarded; ``session`` gives it a session and
+    process group of its own, as ``start_new_session`` does."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str], cwd: Path) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        *,
+        output: Path | None = None,
+        session: bool = False,
+    ) -> None:
+        self.args = ["deportwatch", *args]
         self.returncode: int | None = None
         _preload()
+        # Opened here, so the file exists (empty) as soon as this returns.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+        out = os.open(output or os.devnull, flags, 0o644)
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            _child(args, env, cwd, devnull, os.dup(devnull))
+            if session:
+                os.setsid()
+            _child(args, env, cwd, out, os.dup(out))
+        os.close(out)
+        # Readable once the child has ended: wait(timeout) waits on it, not in a sleep loop.
+        self._ended = os.pidfd_open(self.pid)
 
     def poll(self) -> int | None:
         if self.returncode is None:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
+                os.close(self._ended)
         return self.returncode
 
-    def kill(self) -> None:
+    def send_signal(self, signum: int) -> None:
         if self.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
+            os.kill(self.pid, signum)
 
-    def wait(self) -> int:
-        if self.returncode is None:
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.poll() is None:
+            ended, _, _ = select.select([self._ended], [], [], timeout)
+            if not ended:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            os.close(self._ended)
             self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
         return self.returncode
 
