@@ -14,9 +14,9 @@ ARGS ?=
 export PYTHONDONTWRITEBYTECODE =
 # pytest workers (pytest-xdist): twice the cores, because the end-to-end tests
 # spend much of their time waiting on crawls, brokers and timeouts (a clean
-# clone's whole make test on 2 cores, with PostgreSQL and a benchmark at nice 19
-# beside it: 4 workers 7 min 53 s and 8 min 40 s, 3 workers 9 min 15 s); JOBS=0 runs the suite
-# in one process.
+# clone's whole make test on 2 cores, with PostgreSQL, minutes apart: 4 workers
+# 5 min 28 s, 5 workers 5 min 56 s; BENCHMARKS.md); JOBS=0 runs the suite in
+# one process.
 # --dist loadfile --no-loadscope-reorder: each test file goes whole to one
 # worker, in the collected order, which tests/file_order.py makes longest first
 # (by tests/durations.json): the longest files start at once, an idle worker
