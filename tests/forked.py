@@ -8,16 +8,17 @@ modules are imported afresh (their module-level state, consoles and caches are
 new), the environment, working directory, argv, standard streams, logging,
 warning filters and signal handlers are those a fresh ``deportwatch`` process
 has, and the parent reads the exit code, stdout and stderr as from
-``subprocess.run``. Commands that are signalled or killed while running
-(``serve``, ``schedule``) still start the real executable, as does every
-command when DEPORTWATCH_TEST_EXEC=1 is set; the crash test kills forked
-crawls (``Forked``), as SIGKILL-able as any process.
+``subprocess.run``. A command a test signals, kills or waits for in the
+background (the crash test's crawls, the queue tests' workers and
+schedulers) is a ``Forked``, as SIGKILL-able as any process. ``serve`` and
+the service test's ``schedule`` still start the real executable, as does
+every command when DEPORTWATCH_TEST_EXEC=1 is set.
 
 Before its first fork a test process imports what the service's forkserver
 preloads (``service.launch.PRELOAD``: Scrapy's downloader, datasketch with
 scipy and numpy, tldextract, ...), so that each child starts as a crawl child
 of the service does. Without it every forked crawl imported them again: about
-2.5 s of a 3.3 s small crawl's CPU, datasketch alone 2 s.
+2.7 s of a two-page crawl's 3.3 s of CPU, datasketch alone 1 s.
 """
 
 from __future__ import annotations
