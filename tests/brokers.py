@@ -25,8 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from db.engine import make_engine, make_sessionmaker
 from db.models import Article, CrawlRun, SourceRow
 from tests.conftest import WEB, LoopbackSite
-from tests.forked import Forked
-from tests.helpers import DEPORTWATCH, feed, free_port, wait_for
+from tests.helpers import feed, free_port, start_command, wait_for
 
 KI = WEB / "kyivindependent.com"
 PAGES = (
@@ -260,19 +259,7 @@ class Process:
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
-        self.process: subprocess.Popen[bytes] | Forked
-        if not os.environ.get("DEPORTWATCH_TEST_EXEC"):
-            self.process = Forked(args, env, log.parent, output=log, session=True)
-            return
-        with log.open("w") as out:
-            self.process = subprocess.Popen(
-                [DEPORTWATCH, *args],
-                env=env,
-                cwd=log.parent,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = start_command(args, env, log.parent, output=log, session=True)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")

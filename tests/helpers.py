@@ -21,7 +21,7 @@ from scrapy.http import HtmlResponse, Request, XmlResponse
 from pipeline.items import ArticleItem, DateCandidate
 from spiders.middlewares.replay import snapshot_path
 from tests.conftest import REPO, WEB
-from tests.forked import run_forked
+from tests.forked import Forked, run_forked
 
 FETCHED = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 DEPORTWATCH = str(Path(sys.executable).parent / "deportwatch")
@@ -105,6 +105,31 @@ def run_command(
             check=False,
         )
     return run_forked(args, env, cwd, timeout=120, before=before)
+
+
+def start_command(
+    args: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    output: Path | None = None,
+    session: bool = False,
+) -> subprocess.Popen[bytes] | Forked:
+    """``deportwatch ARGS`` in the background, its stdout and stderr into
+    ``output`` (or discarded), in a session and process group of its own if
+    ``session``: forked from this process, or, with DEPORTWATCH_TEST_EXEC=1,
+    the installed executable."""
+    if not os.environ.get("DEPORTWATCH_TEST_EXEC"):
+        return Forked(args, env, cwd, output=output, session=session)
+    with open(output or os.devnull, "wb") as out:
+        return subprocess.Popen(
+            [DEPORTWATCH, *args],
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=session,
+        )
 
 
 def feed(base: str, entries: list[tuple[str, str, str]]) -> str:

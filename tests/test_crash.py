@@ -15,9 +15,7 @@ record whose digest matches. The figures go to
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,8 +28,7 @@ from bench.crawl_throughput import sources_file
 from bench.synthetic_site import SyntheticSite
 from tests.archive_checks import capture_problems, read
 from tests.conftest import REPO, fresh_database
-from tests.forked import Forked
-from tests.helpers import DEPORTWATCH, cli_env, run_cli
+from tests.helpers import cli_env, run_cli, start_command
 
 pytestmark = pytest.mark.e2e
 PAGES = 60
@@ -69,20 +66,9 @@ def kill_after(
     article pages; the number it had been served when it died."""
     served = site.article_requests
     env = cli_env(database_url, sources, workdir, **SETTINGS)
-    args = ["crawl", "synthetic"]
-    process: subprocess.Popen[bytes] | Forked
-    if os.environ.get("DEPORTWATCH_TEST_EXEC"):
-        process = subprocess.Popen(
-            [DEPORTWATCH, *args],
-            env=env,
-            cwd=workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    else:
-        # A fork of this worker, which has Scrapy imported: each kill point
-        # does not pay a new interpreter's start.
-        process = Forked(args, env, workdir)
+    # Forked (unless DEPORTWATCH_TEST_EXEC=1): each kill point does not pay a
+    # new interpreter's start.
+    process = start_command(["crawl", "synthetic"], env, workdir)
     deadline = time.monotonic() + 90
     while site.article_requests - served < pages and process.poll() is None:
         if time.monotonic() > deadline:
