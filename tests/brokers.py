@@ -305,14 +305,6 @@ def worker(
     return process
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"  # a zombie has ended
-
-
 def outlets(site: LoopbackSite, names: list[str]) -> Path:
     """One feed source per name, each listing a flag-worthy page and an unrelated one."""
     entries = []

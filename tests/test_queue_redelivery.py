@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from db.repository.runs import process_alive
 from tests.brokers import (
     PAGES,
     REDELIVERY_SETTINGS,
     REDIS_PG_RABBITMQ_SQLITE,
     Broker,
     Process,
-    alive,
     archive,
     closed_ok,
     outlets,
@@ -49,7 +49,9 @@ def test_a_crawl_killed_with_its_worker_is_finished_by_another(
     assert f"slow: crawling on {socket.gethostname()}, pid {started['pid']}, since" in shown.stdout
     assert "queue: 0 crawls wait for a worker" in shown.stdout
     first.kill9()  # the worker and its pool; the kernel ends its crawl (PR_SET_PDEATHSIG)
-    wait_for(lambda: not alive(int(str(started["pid"]))), 10, "the killed worker's crawl to end")
+    wait_for(
+        lambda: not process_alive(int(str(started["pid"]))), 10, "the killed worker's crawl to end"
+    )
     site.delays.pop(slow_page)
     second = worker(processes, env, tmp_path, "second@test", ready=False)
     # Meanwhile (Redis delivers the task again only after its visibility timeout),

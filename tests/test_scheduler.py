@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import multiprocessing.forkserver
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from sqlalchemy import select
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from db.models import Article, CrawlRun, SourceRow
-from db.repository.runs import ensure_source, start_run
+from db.repository.runs import ensure_source, process_alive, start_run
 from deportwatch.config.settings import Settings
 from deportwatch.config.sources import Source, parse_sources
 from scheduler import Service, make_trigger, next_due
@@ -111,16 +110,6 @@ class ServiceProcess:
         return [r for r in records if name is None or r["event"] == name]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie has ended; it only waits to be reaped by whoever adopted it.
-    state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-    return state != "Z"
-
-
 @pytest.mark.e2e
 def test_the_service_crawls_on_schedule_survives_faults_reloads_and_stops_cleanly(
     site: LoopbackSite, database_url: str, tmp_path: Path
@@ -191,7 +180,7 @@ def test_the_service_crawls_on_schedule_survives_faults_reloads_and_stops_cleanl
     assert stopped_in < 2 + 10 + 10
     pids = [int(str(e["pid"])) for e in service.events("crawl.start")]
     assert pids
-    assert not [pid for pid in pids if _alive(pid)]
+    assert not [pid for pid in pids if process_alive(pid)]
     assert service.events("service.stop")
 
     runs = finished_runs(database_url)

@@ -56,7 +56,7 @@ def take_run(run: CrawlRun) -> None:
     run.pid, run.host = os.getpid(), socket.gethostname()
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether ``pid`` still runs. A zombie does not: it has ended and waits to
     be reaped, by its parent or, for a crawl orphaned with its worker, by
     whatever process adopted it, which may take a while or never happen (a
@@ -91,7 +91,7 @@ def close_abandoned_runs(session: Session) -> list[int]:
     closed = []
     for run in runs:
         assert run.pid is not None
-        if _process_alive(run.pid):
+        if process_alive(run.pid):
             continue
         run.outcome = "crashed"
         run.finished_at = utcnow()
@@ -254,7 +254,7 @@ def close_lost_runs(session: Session, source_id: int) -> list[int]:
     closed = []
     for run in runs:
         here = run.host == socket.gethostname() and run.pid is not None
-        if here and run.pid is not None and _process_alive(run.pid):
+        if here and run.pid is not None and process_alive(run.pid):
             continue
         run.outcome = "crashed"
         run.finished_at = utcnow()
